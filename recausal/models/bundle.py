@@ -1,0 +1,154 @@
+"""Model bundles: a directory holding everything needed to run a trained recommender.
+
+Layout (format version 1)::
+
+    BUNDLE/
+      model.safetensors   weights; safetensors cannot run code when loaded
+      config.json         model family and architecture parameters
+      items.json          external item tokens; list index = RecBole's internal id (0 = padding)
+      meta.json           dataset (name, fingerprint), metrics, training settings, versions
+
+No file in a bundle is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recausal.errors import BundleError
+
+FORMAT = "recausal-bundle"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+ITEMS = "items.json"
+META = "meta.json"
+_PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".bin", ".ckpt")
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read from disk: weights as tensors plus its JSON parts."""
+
+    path: Path
+    config: dict[str, Any]
+    items: list[str]
+    meta: dict[str, Any]
+    state_dict: dict[str, Any] = field(repr=False)
+
+    @property
+    def model_name(self) -> str:
+        """RecBole model class name, e.g. ``"SASRec"``."""
+        return str(self.config["model"])
+
+
+def weights_digest(path: Path) -> str:
+    """SHA-256 of the weights file (recorded in meta.json, checked on load)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _write_json_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_bundle(
+    path: str | os.PathLike,
+    state_dict: dict[str, Any],
+    config: dict[str, Any],
+    items: list[str],
+    meta: dict[str, Any],
+) -> Path:
+    """Write a bundle directory atomically (a half-written bundle is never left at ``path``)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=path.parent))
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+        save_file(tensors, str(staging / WEIGHTS), metadata={"format": FORMAT})
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            **meta,
+            "weights_sha256": weights_digest(staging / WEIGHTS),
+        }
+        _write_json_atomic(staging / CONFIG, config)
+        _write_json_atomic(staging / ITEMS, items)
+        _write_json_atomic(staging / META, meta)
+        if path.exists():
+            old = path.with_name(path.name + ".old")
+            os.replace(path, old)
+            os.replace(staging, path)
+            _rmtree(old)
+        else:
+            os.replace(staging, path)
+    except BaseException:
+        _rmtree(staging)
+        raise
+    return path
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    if not path.is_file():
+        raise BundleError(f"bundle {path.parent} has no {path.name} ({what})")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"bundle file {path} is corrupt: {exc}") from None
+
+
+def read_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and check a bundle; every problem is a :class:`BundleError` naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_dir():
+        raise BundleError(f"no model bundle at {path} (expected a directory with {WEIGHTS})")
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+        hint = (
+            f"; found {', '.join(pickles)}, a pickle, which recausal never loads because it "
+            "can run code (convert a RecBole checkpoint with `recausal import-recbole`)"
+            if pickles
+            else ""
+        )
+        raise BundleError(f"bundle {path} has no {WEIGHTS}{hint}")
+    meta = _read_json(path / META, "metadata")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BundleError(f"{path / META} is not a recausal bundle's metadata")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"bundle {path} has format version {meta.get('format_version')!r}; "
+            f"this recausal reads version {FORMAT_VERSION}"
+        )
+    expected = meta.get("weights_sha256")
+    if expected and weights_digest(weights) != expected:
+        raise BundleError(f"{weights} does not match the digest in meta.json (corrupt or edited)")
+    try:
+        state_dict = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{weights} is not a valid safetensors file: {exc}") from None
+    config = _read_json(path / CONFIG, "model configuration")
+    items = _read_json(path / ITEMS, "item-id map")
+    if not isinstance(config, dict) or "model" not in config:
+        raise BundleError(f"{path / CONFIG} has no 'model' entry")
+    if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
+        raise BundleError(f"{path / ITEMS} must be a JSON list of item tokens")
+    return Bundle(path=path, config=config, items=items, meta=meta, state_dict=state_dict)
