@@ -16,8 +16,32 @@ from recausal.errors import RecausalError, RecausalWarning
 MODEL_HELP = "Model bundle: a directory or a shipped bundle's name [default: sasrec-ml100k]."
 
 
+# Commands defined in other modules, imported only when used (keeps start-up light).
+LAZY_COMMANDS = {
+    "import-recbole": "recausal.models.recbole_import:import_recbole_command",
+    "evaluate": "recausal.evaluate.cli:evaluate_command",
+    "serve": "recausal.service.cli:serve_command",
+}
+
+
 class _Group(click.Group):
-    """Turns every :class:`RecausalError` into one line on stderr and exit status 2."""
+    """Loads lazy commands, and turns every :class:`RecausalError` into one line on stderr
+    with exit status 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS and name not in self.commands:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name].split(":")
+            try:
+                command = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError):
+                return None
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -130,6 +154,184 @@ def train(config: Path, out: Path | None, epochs: int | None) -> None:
         f"test hit@10 {result.test.get('hit@10', float('nan')):.4f}, "
         f"ndcg@10 {result.test.get('ndcg@10', float('nan')):.4f}"
     )
+
+
+EXPLAINER_NAMES = ["causal", "attention", "recency", "random", "occlusion", "exhaustive"]
+
+
+def _label(m: Any, item: str) -> str:
+    title = m.titles.get(item)
+    return f"{item} ({title})" if title else item
+
+
+@cli.command()
+@model_option
+@history_options
+@click.option(
+    "--head",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Learn the graph of one attention head.",
+)
+@click.option(
+    "--aggregate",
+    is_flag=True,
+    help="Learn one graph from all heads' summed covariance (the default).",
+)
+@click.option("--algorithm", type=click.Choice(["icd", "fci"]), default="icd", show_default=True)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.01,
+    show_default=True,
+    help="Significance level of the CI tests.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
+@click.option(
+    "--svg",
+    "svg",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write an SVG drawing of the graph to this file.",
+)
+def graph(
+    model: str | None,
+    user: str | None,
+    history: str | None,
+    head: int | None,
+    aggregate: bool,
+    algorithm: str,
+    alpha: float,
+    as_json: bool,
+    svg: Path | None,
+) -> None:
+    """Causal graph (PAG) over a history and its recommendation, from the model's attention."""
+    from recausal.discover import discover
+
+    if head is not None and aggregate:
+        raise click.UsageError("give --head H or --aggregate, not both")
+    m = _load(model)
+    hist, _ = resolve_history(m, user, history)
+    found = discover(
+        m, hist, heads="aggregate" if head is None else head, algorithm=algorithm, alpha=alpha
+    )
+    pag = found.pag(head)
+    if svg is not None:
+        labels = {i: m.titles.get(t, t) for i, t in enumerate(pag.items)}
+        _write_text(svg, pag.to_svg(title=f"{m.name}: causal graph", labels=labels))
+    if as_json:
+        click.echo(pag.to_json())
+    elif svg is None:
+        click.echo(
+            f"PAG over {pag.n_nodes - 1} history items and the recommendation "
+            f"{_label(m, found.target)} (node {pag.target}):"
+        )
+        for i, j, text in pag.edges():
+            click.echo(f"  {i}:{pag.items[i]} {text} {j}:{pag.items[j]}")
+
+
+@cli.command()
+@model_option
+@history_options
+@click.option(
+    "--explainer", "-e", type=click.Choice(EXPLAINER_NAMES), default="causal", show_default=True
+)
+@click.option(
+    "--max-size",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Largest explanation set tried.",
+)
+@click.option(
+    "--removal",
+    type=click.Choice(["delete", "pad"]),
+    default="delete",
+    show_default=True,
+    help="Delete removed items or replace them with padding.",
+)
+@click.option(
+    "-k",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Size of the original top-k list (for the replacement's rank).",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed (random explainer).")
+@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@click.option(
+    "--html",
+    "html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write a self-contained HTML page to this file.",
+)
+def explain(
+    model: str | None,
+    user: str | None,
+    history: str | None,
+    explainer: str,
+    max_size: int,
+    removal: str,
+    k: int,
+    seed: int,
+    as_json: bool,
+    html: Path | None,
+) -> None:
+    """Which history items caused the top recommendation."""
+    from recausal.explain import get_explainer
+
+    m = _load(model)
+    hist, user_id = resolve_history(m, user, history)
+    e = get_explainer(explainer, max_size=max_size, removal=removal, seed=seed)
+    result = e.explain(m, hist, k=k)
+    if html is not None:
+        from recausal.report.html import explanation_html
+
+        _write_text(html, explanation_html(result, model=m))
+    if as_json:
+        click.echo(result.to_json())
+        return
+    if html is not None:
+        click.echo(f"wrote {html}")
+        return
+    who = f"User {user_id}" if user_id else "This history"
+    recent = result.history[-8:]
+    click.echo(f"{who}: {len(result.history)} items; most recent last:")
+    for pos, item in enumerate(recent, start=len(result.history) - len(recent)):
+        click.echo(f"  [{pos}] {_label(m, item)}")
+    click.echo(f"Recommended: {_label(m, result.recommended)}")
+    if not result.valid:
+        click.echo(
+            f"No explanation found up to size {max_size} ({explainer} explainer): "
+            "no such removal changes the recommendation."
+        )
+    else:
+        click.echo(
+            f"Because of ({explainer} explainer, {len(result.sets)} minimal "
+            f"set(s) of size {result.size}):"
+        )
+        for pos, item in zip(result.sets[0], result.set_items[0], strict=True):
+            click.echo(f"  [{pos}] {_label(m, item)}")
+        rank = (
+            f"#{result.replacement_rank} in the original top {k}"
+            if result.replacement_rank
+            else f"outside the original top {k}"
+        )
+        click.echo(f"Without them the model recommends {_label(m, result.replacement)} ({rank}).")
+    click.echo(f"[{result.model_calls} model calls, {result.seconds:.2f}s]")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a file atomically (a partial file is never left behind)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ def _recomputed_attention(model, history, target):
         ids = model.encode(history)
         tid = model.item_ids[target]
         with torch.inference_mode():
-            model._forward(model._abductive_input([ids], [tid]))
+            model._forward(*model._abductive_input([ids], [tid]))
     finally:
         handle.remove()
     x, mask = captured["x"]

@@ -11,6 +11,7 @@ from recausal.models.adapter import (
     Recommendation,
     SASRecModel,
     SequentialModel,
+    from_recbole,
 )
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "bundles"
@@ -52,6 +53,7 @@ __all__ = [
     "Recommendation",
     "SASRecModel",
     "SequentialModel",
+    "from_recbole",
     "load_model",
     "shipped_models",
 ]

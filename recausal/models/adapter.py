@@ -5,6 +5,14 @@ One class per model family behind :class:`SequentialModel`: ``recommend``, ``sco
 uses at most ``capacity = max_seq_length - 1`` history items, the most recent, so that the
 recommended item fits in the sequence beside them (appended for SASRec, in place of the mask
 token for BERT4Rec): the recommendation that is explained is exactly the one shown.
+
+Supported RecBole families (``ADAPTERS``): SASRec and BERT4Rec; GCSAN and CORE (``dnn_type:
+trm``), whose RecBole ``TransformerEncoder`` attends left to right over the positions as
+SASRec's does, so their attention is read the same way; and, for scores only (``score``,
+``recommend``, and the explainers that only score: occlusion, exhaustive), GRU4Rec, NARM,
+STAMP, NextItNet, SRGNN, RepeatNet, LightSANs (low-rank item-to-interest attention, no
+item-to-item matrix) and CORE with ``dnn_type: ave``. :func:`from_recbole` wraps a RecBole
+model object held in memory.
 """
 
 from __future__ import annotations
@@ -60,9 +68,10 @@ class _ConfigView(dict):
 class _DatasetView:
     """Stands in for a RecBole dataset where a model constructor only asks for sizes."""
 
-    def __init__(self, item_field: str, n_items: int) -> None:
+    def __init__(self, item_field: str, n_items: int, max_seq_length: int = 0) -> None:
         self._item_field = item_field
         self._n_items = n_items
+        self.field2seqlen = _AnyKey(max_seq_length)
 
     def num(self, field: str) -> int:
         if field != self._item_field:
@@ -70,11 +79,27 @@ class _DatasetView:
         return self._n_items
 
 
+class _AnyKey(dict):
+    """A mapping that answers every key with one value (sequence lengths of list fields)."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__()
+        self._value = value
+
+    def __getitem__(self, key: str) -> int:
+        return self._value
+
+
 class SequentialModel(ABC):
     """A trained sequential recommender, addressed with external item tokens."""
 
     #: attention is left-to-right (a later position cannot influence an earlier one)
     causal_attention: bool = False
+    #: dotted attribute path from the network to its RecBole ``TransformerEncoder`` (whose
+    #: attention is read); ``None`` for models without token-to-token self-attention
+    encoder_path: str | None = "trm_encoder"
+    #: why ``attention`` is unavailable when the network has no encoder at ``encoder_path``
+    no_attention_reason: str = "no self-attention"
 
     def __init__(
         self,
@@ -94,10 +119,37 @@ class SequentialModel(ABC):
         self.path = path
         self._dataset = dataset
         self.max_seq_length = int(net.max_seq_length)
-        self.n_layers = len(net.trm_encoder.layer)
-        first = net.trm_encoder.layer[0].multi_head_attention
-        self.n_heads = int(first.num_attention_heads)
-        self.hidden_size = int(first.all_head_size)
+        encoder = self._encoder()
+        if encoder is not None:
+            self.n_layers = len(encoder.layer)
+            first = encoder.layer[0].multi_head_attention
+            self.n_heads = int(first.num_attention_heads)
+            self.hidden_size = int(first.all_head_size)
+        else:  # no self-attention: only the scoring methods work
+            self.n_layers = 0
+            self.n_heads = 0
+            self.hidden_size = int(
+                getattr(net, "hidden_size", None) or getattr(net, "embedding_size", 0) or 0
+            )
+        #: running totals, for reporting model calls (forward passes) and scored histories
+        self.forward_passes = 0
+        self.histories_scored = 0
+
+    def _encoder(self) -> torch.nn.Module | None:
+        """The network's ``TransformerEncoder``, or None when it has none."""
+        if self.encoder_path is None:
+            return None
+        module: Any = self.net
+        for part in self.encoder_path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                return None
+        return module
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model has token-to-token self-attention that can be read."""
+        return self.n_layers > 0
 
     # ----------------------------------------------------------------- histories
     @property
@@ -186,6 +238,9 @@ class SequentialModel(ABC):
 
     # ----------------------------------------------------------------- scoring
     def _pad(self, seqs: Sequence[np.ndarray], extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Left-aligned padded batch and lengths. An empty history (every item removed by an
+        explainer) is read as one padding token: the model's output given no items."""
+        seqs = [s if len(s) else np.zeros(1, dtype=np.int64) for s in seqs]
         lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
         width = int(lengths.max()) + extra
         batch = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -207,6 +262,8 @@ class SequentialModel(ABC):
                 chunk = seqs[start : start + batch_size]
                 out[start : start + len(chunk)] = self._score_batch(chunk).numpy()
         out[:, 0] = -np.inf
+        self.forward_passes += -(-len(seqs) // batch_size)
+        self.histories_scored += len(seqs)
         return out
 
     def score(self, histories: Sequence[History]) -> np.ndarray:
@@ -227,28 +284,38 @@ class SequentialModel(ABC):
         return Recommendation(tuple(self.items[i] for i in top), tuple(float(row[i]) for i in top))
 
     # ----------------------------------------------------------------- attention
-    def _abductive_input(self, seqs: Sequence[np.ndarray], targets: Sequence[int]) -> torch.Tensor:
+    def _abductive_input(
+        self, seqs: Sequence[np.ndarray], targets: Sequence[int]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The sequences fed back with their recommended item in the last real slot.
 
         SASRec appends it; for BERT4Rec it takes the place of the mask token. Both are
         ``[s1..sn, target]``.
         """
-        return self._pad([np.append(s, t) for s, t in zip(seqs, targets, strict=True)], 0)[0]
+        return self._pad([np.append(s, t) for s, t in zip(seqs, targets, strict=True)], 0)
 
     def attention_ids(
         self, seqs: Sequence[np.ndarray], targets: Sequence[int], layer: int = -1
     ) -> list[np.ndarray]:
         """Per-head attention (H, n+1, n+1) of each encoded history with its target appended."""
+        encoder = self._encoder()
+        if encoder is None:
+            raise UnsupportedModelError(
+                f"model {self.name} ({type(self.net).__name__}): attention not supported: "
+                f"{self.no_attention_reason}; explainers that only need scores (occlusion, "
+                "exhaustive) still work"
+            )
         if not -self.n_layers <= layer < self.n_layers:
             raise InvalidInputError(
                 f"layer must be in [{-self.n_layers}, {self.n_layers - 1}], got {layer}"
             )
         captured: list[torch.Tensor] = []
-        module = self.net.trm_encoder.layer[layer].multi_head_attention.attn_dropout
+        module = encoder.layer[layer].multi_head_attention.attn_dropout
         handle = module.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))
         try:
             with torch.inference_mode():
-                self._forward(self._abductive_input(seqs, targets))
+                self._forward(*self._abductive_input(seqs, targets))
+            self.forward_passes += 1
         finally:
             handle.remove()
         probs = captured[-1].numpy()
@@ -260,7 +327,7 @@ class SequentialModel(ABC):
         return result
 
     @abstractmethod
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Run the network on a padded batch."""
 
     def attention(self, history: History, target: str | None = None, layer: int = -1) -> np.ndarray:
@@ -271,6 +338,8 @@ class SequentialModel(ABC):
         the probability mass RecBole leaves on masked positions (its mask is -10000, not
         -inf, so it is ~1e-4000) is dropped and each row renormalised.
         """
+        if not self.has_attention:
+            self.attention_ids([], [], layer)  # raises UnsupportedModelError
         ids = self.encode(history)
         if target is None:
             tid = int(np.argmax(self.score_ids([ids])[0]))
@@ -286,8 +355,7 @@ class SASRecModel(SequentialModel):
 
     causal_attention = True
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
-        lengths = (batch != 0).sum(dim=1)
+    def _forward(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net.forward(batch, lengths)
 
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
@@ -310,7 +378,7 @@ class BERT4RecModel(SequentialModel):
         """Internal id of the mask token (one past the last item id)."""
         return int(self.net.mask_token)
 
-    def _forward(self, batch: torch.Tensor) -> torch.Tensor:
+    def _forward(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net.forward(batch)
 
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
@@ -321,7 +389,96 @@ class BERT4RecModel(SequentialModel):
         return hidden @ weights.T + self.net.output_bias
 
 
-ADAPTERS: dict[str, type[SequentialModel]] = {"SASRec": SASRecModel, "BERT4Rec": BERT4RecModel}
+class RecBoleSequentialModel(SequentialModel):
+    """Any RecBole sequential model that scores from the item sequence alone.
+
+    Scores come from the network's own ``full_sort_predict``. The base class has no attention
+    to read (GRU4Rec, NARM, STAMP, ...): ``score``/``recommend`` work, ``attention`` raises
+    :class:`UnsupportedModelError`. Subclasses name a ``TransformerEncoder`` in
+    ``encoder_path`` to make attention readable.
+    """
+
+    encoder_path = None
+
+    def _pad(self, seqs: Sequence[np.ndarray], extra: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded to ``max_seq_length`` as RecBole's dataloaders do: some models depend on the
+        padding (NextItNet reads the last slot, LightSANs pools over every slot)."""
+        batch, lengths = super()._pad(seqs, extra)
+        if batch.shape[1] < self.max_seq_length:
+            pad = torch.zeros(
+                (batch.shape[0], self.max_seq_length - batch.shape[1]), dtype=batch.dtype
+            )
+            batch = torch.cat([batch, pad], dim=1)
+        return batch, lengths
+
+    def _interaction(self, batch: torch.Tensor, lengths: torch.Tensor) -> Any:
+        from recbole.data.interaction import Interaction
+
+        return Interaction({self.net.ITEM_SEQ: batch, self.net.ITEM_SEQ_LEN: lengths})
+
+    def _forward(self, batch: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net.full_sort_predict(self._interaction(batch, lengths))
+
+    def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
+        batch, lengths = self._pad(seqs, extra=0)
+        return self._forward(batch, lengths).float().reshape(len(seqs), -1)
+
+
+class LightSANsModel(RecBoleSequentialModel):
+    """RecBole's LightSANs: scores only; its attention is low-rank (items attend to k latent
+    interests, not to each other), so there is no item-to-item matrix to read."""
+
+    no_attention_reason = (
+        "no token-to-token self-attention (LightSANs attends to k latent interests)"
+    )
+
+
+class GCSANModel(RecBoleSequentialModel):
+    """RecBole's GCSAN: a gated graph network over the session, then left-to-right attention
+    (its ``self_attention`` encoder) over the positions; the recommendation is appended.
+
+    The tokens entering the attention already mix neighbouring items through the session
+    graph, so the attention is a weaker reading of item-to-item influence than SASRec's.
+    """
+
+    causal_attention = True
+    encoder_path = "self_attention"
+
+
+class COREModel(RecBoleSequentialModel):
+    """RecBole's CORE: with ``dnn_type: trm`` a left-to-right ``TransformerEncoder`` weighs
+    the items of the session (attention readable); with ``dnn_type: ave`` scores only."""
+
+    causal_attention = True
+    encoder_path = "net.trm_encoder"
+    no_attention_reason = "no self-attention (CORE with dnn_type 'ave' averages the items)"
+
+
+ADAPTERS: dict[str, type[SequentialModel]] = {
+    "SASRec": SASRecModel,
+    "BERT4Rec": BERT4RecModel,
+    "GCSAN": GCSANModel,
+    "CORE": COREModel,
+    "LightSANs": LightSANsModel,
+    "GRU4Rec": RecBoleSequentialModel,
+    "NARM": RecBoleSequentialModel,
+    "STAMP": RecBoleSequentialModel,
+    "NextItNet": RecBoleSequentialModel,
+    "SRGNN": RecBoleSequentialModel,
+    "RepeatNet": RecBoleSequentialModel,
+}
+"""RecBole model class name → adapter.
+
+Not listed, because they cannot be rebuilt from weights and an item-id map or do not score
+from the item sequence alone: models that need user ids (Caser, FPMC, HGN, HRM, NPE, SHAN,
+TransRec, FOSSIL, SINE), item features (SASRecF, FDSA, GRU4RecF, S3Rec, KSR, GRU4RecKG), or
+the training interactions at construction (FEARec, whose attention is also mixed with a
+frequency-domain filter); SASRecCPR, whose softmax-CPR head reads the last padded slot rather
+than the last item (so no history position makes the recommendation) and whose
+``full_sort_predict`` needs the true next item; GRU4RecCPR (the same head)."""
+
+#: models whose attention can be read (the rest score only)
+ATTENTION_MODELS = ("SASRec", "BERT4Rec", "GCSAN", "CORE")
 
 
 def _as_batch(histories: Sequence[History]) -> Sequence[History]:
@@ -344,8 +501,9 @@ def build_network(model_name: str, recbole_params: dict[str, Any], n_items: int)
     config = _ConfigView(recbole_params)
     config["device"] = torch.device("cpu")
     item_field = config["ITEM_ID_FIELD"] or "item_id"
+    max_len = int(config["MAX_ITEM_LIST_LENGTH"] or 0)
     with torch.random.fork_rng():
-        net = get_model(model_name)(config, _DatasetView(item_field, n_items))
+        net = get_model(model_name)(config, _DatasetView(item_field, n_items, max_len))
     return net
 
 
@@ -374,3 +532,56 @@ def from_bundle(bundle: Bundle, dataset: Any = None) -> SequentialModel:
         path=bundle.path,
         dataset=dataset,
     )
+
+
+def from_recbole(model: torch.nn.Module, dataset: Any, *, name: str = "") -> SequentialModel:
+    """Wrap a RecBole model object and the RecBole dataset it was built for.
+
+    ``model`` is an instance of a supported RecBole sequential model (see ``ADAPTERS``);
+    ``dataset`` is its RecBole ``Dataset`` (or a dataloader's ``.dataset``), whose
+    ``field2id_token`` gives the item tokens. The adapter holds a CPU copy of the model taken
+    now, in eval mode: the caller's model is not changed, and later training does not reach
+    the adapter (wrap again after training).
+    """
+    import copy
+
+    family = next(
+        (
+            cls.__name__
+            for cls in type(model).__mro__
+            if cls.__name__ in ADAPTERS and cls.__module__.startswith("recbole.")
+        ),
+        None,
+    )
+    if family is None:
+        raise UnsupportedModelError(
+            f"model of type {type(model).__name__} is not supported; supported RecBole "
+            f"models: {', '.join(ADAPTERS)}"
+        )
+    tokens_by_field = getattr(dataset, "field2id_token", None)
+    if not isinstance(tokens_by_field, dict):
+        raise InvalidInputError(
+            "dataset must be the RecBole Dataset the model was built for (an object with "
+            f"field2id_token), got {type(dataset).__name__}"
+        )
+    item_field = model.ITEM_ID
+    if item_field not in tokens_by_field:
+        raise InvalidInputError(f"dataset has no item field {item_field!r} in field2id_token")
+    items = [str(t) for t in tokens_by_field[item_field]]
+    if len(items) != int(model.n_items):
+        raise InvalidInputError(
+            f"dataset has {len(items)} item ids but model {family} was built for "
+            f"{model.n_items}; pass the dataset the model was trained on"
+        )
+    net = copy.deepcopy(model).cpu()
+    if hasattr(net, "device"):
+        net.device = torch.device("cpu")
+    config = getattr(dataset, "config", None)
+    folder = config["data_path"] if config is not None else None
+    folder = str(folder) if folder and Path(str(folder)).is_dir() else None
+    meta = {
+        "model": family,
+        "source": "in-memory RecBole model (recausal.from_recbole)",
+        "dataset": {"name": str(getattr(dataset, "dataset_name", "")), "directory": folder},
+    }
+    return ADAPTERS[family](net, items, name=name or family, meta=meta, dataset=folder)
