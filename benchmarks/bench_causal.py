@@ -66,8 +66,10 @@ def main() -> None:
         ("ICD order-aware", {"algorithm": "icd", "order_aware": True}),
         ("FCI (r<=3)", {"algorithm": "fci", "max_cond_size": 3}),
     ]
-    print(f"{'nodes':>5} {'attention':<13} {'algorithm':<16} {'ms/matrix':>10} "
-          f"{'tests':>8} {'matrices/s':>11}")
+    print(
+        f"{'nodes':>5} {'attention':<13} {'algorithm':<16} {'ms/matrix':>10} "
+        f"{'tests':>8} {'matrices/s':>11}"
+    )
     ref_rows = []
     for n in args.nodes:
         for kind, causal in (("causal", True), ("bidirectional", False)):
@@ -78,8 +80,11 @@ def main() -> None:
                 res = learn_pags(attn, n_samples=N_SAMPLES, alpha=ALPHA, **kw)
                 dt = (time.perf_counter() - t0) / len(attn)
                 tests = np.mean([r.n_tests for r in res])
-                print(f"{n:>5} {kind:<13} {label:<16} {dt * 1e3:>10.2f} {tests:>8.0f} "
-                      f"{1 / dt:>11.1f}", flush=True)
+                print(
+                    f"{n:>5} {kind:<13} {label:<16} {dt * 1e3:>10.2f} {tests:>8.0f} "
+                    f"{1 / dt:>11.1f}",
+                    flush=True,
+                )
             if ref is not None:
                 m = min(args.ref_matrices, len(attn))
                 corr = correlation_from_attention(attn[:m])
@@ -94,15 +99,29 @@ def main() -> None:
                     ref_tests.append(nt)
                     agree += int(np.array_equal(marks, ours[k].marks))
                 t_ref /= m
-                ref_rows.append((n, kind, m, agree, t_ref, t_ours, np.mean(ref_tests),
-                                 np.mean([r.n_tests for r in ours])))
+                ref_rows.append(
+                    (
+                        n,
+                        kind,
+                        m,
+                        agree,
+                        t_ref,
+                        t_ours,
+                        np.mean(ref_tests),
+                        np.mean([r.n_tests for r in ours]),
+                    )
+                )
     if ref_rows:
         print("\nreference ICD (causality-lab) vs ours, same matrices")
-        print(f"{'nodes':>5} {'attention':<13} {'identical PAGs':>15} {'ref ms':>9} "
-              f"{'ours ms':>9} {'speed-up':>9} {'ref tests':>10} {'our tests':>10}")
+        print(
+            f"{'nodes':>5} {'attention':<13} {'identical PAGs':>15} {'ref ms':>9} "
+            f"{'ours ms':>9} {'speed-up':>9} {'ref tests':>10} {'our tests':>10}"
+        )
         for n, kind, m, agree, tr, to, rt, ot in ref_rows:
-            print(f"{n:>5} {kind:<13} {f'{agree}/{m}':>15} {tr * 1e3:>9.1f} {to * 1e3:>9.2f} "
-                  f"{tr / to:>8.1f}x {rt:>10.0f} {ot:>10.0f}")
+            print(
+                f"{n:>5} {kind:<13} {f'{agree}/{m}':>15} {tr * 1e3:>9.1f} {to * 1e3:>9.2f} "
+                f"{tr / to:>8.1f}x {rt:>10.0f} {ot:>10.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,47 @@
-"""recausal: causal explanations for transformer-based sequential recommenders."""
+"""recausal: causal explanations for transformer-based sequential recommenders.
+
+The public surface: load a model (:func:`load_model`, :func:`from_recbole`), learn causal
+graphs over a history (:func:`discover`), explain a recommendation (:func:`get_explainer`,
+then ``explain``), and compare explainers offline (``recausal.evaluate.evaluate``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from recausal.errors import RecausalError
 
 __version__ = "0.1.0"
 
-__all__ = ["RecausalError", "__version__"]
+if TYPE_CHECKING:
+    from recausal.discover import discover
+    from recausal.explain import Explanation, get_explainer
+    from recausal.models import from_recbole, load_model
+
+# Imported on first use: keeps `import recausal` light (no torch until a model is needed).
+_LAZY = {
+    "load_model": "recausal.models",
+    "from_recbole": "recausal.models",
+    "discover": "recausal.discover",
+    "get_explainer": "recausal.explain",
+    "Explanation": "recausal.explain",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recausal' has no attribute {name!r}")
+
+
+__all__ = [
+    "Explanation",
+    "RecausalError",
+    "__version__",
+    "discover",
+    "from_recbole",
+    "get_explainer",
+    "load_model",
+]

@@ -231,10 +231,10 @@ def test_failing_explainer_gives_error_rows_left_out_of_measures(sasrec, monkeyp
     class Picky(RecencyExplainer):
         name = "picky"
 
-        def _explain_one(self, model, ids, k):
-            if len(ids) % 2:
+        def explain_many(self, model, histories, k=10):
+            if any(len(h) % 2 for h in histories):
                 raise InvalidInputError("odd history length")
-            return super()._explain_one(model, ids, k)
+            return super().explain_many(model, histories, k)
 
     monkeypatch.setitem(EXPLAINERS, "picky", Picky)
     rows = evaluate(sasrec, ["picky"], users=8, chunk_size=8)
@@ -314,8 +314,9 @@ def test_graph_size_is_recorded_for_explainers_with_a_graph(sasrec, monkeypatch)
     class WithGraph(RecencyExplainer):
         name = "with-graph"
 
-        def _explain_one(self, model, ids, k):
-            return dataclasses.replace(super()._explain_one(model, ids, k), graph=Graph())
+        def explain_many(self, model, histories, k=10):
+            found = super().explain_many(model, histories, k)
+            return [dataclasses.replace(e, graph=Graph()) for e in found]
 
     monkeypatch.setitem(EXPLAINERS, "with-graph", WithGraph)
     rows = evaluate(sasrec, ["with-graph", "recency"], users=2)

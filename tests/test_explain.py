@@ -108,11 +108,10 @@ def test_contract_schema_determinism_and_batch(sasrec, name):
     again = get_explainer(name, max_size=2, seed=5).explain_many(sasrec, histories)
     for a, b, c, h in zip(single, batch, again, histories, strict=True):
         for x in (b, c):
-            assert (x.sets, x.ranking, x.replacement, x.recommended) == (
-                a.sets,
-                a.ranking,
-                a.replacement,
-                a.recommended,
+            assert (x.sets, x.replacement, x.recommended) == (a.sets, a.replacement, a.recommended)
+            assert [r.position for r in x.ranking] == [r.position for r in a.ranking]
+            np.testing.assert_allclose(
+                [r.score for r in x.ranking], [r.score for r in a.ranking], rtol=1e-5, atol=1e-5
             )
         d = json.loads(a.to_json())
         assert d["schema_version"] == 1 and d["explainer"] == name

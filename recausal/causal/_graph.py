@@ -45,9 +45,8 @@ class MarkGraph:
         """A graph holding a copy of the ``(n, n)`` mark matrix."""
         marks = np.asarray(marks)
         g = cls(marks.shape[0])
-        g.m = [[int(v) for v in row] for row in marks]
-        for i in range(g.n):
-            g.adj[i] = {j for j in range(g.n) if g.m[i][j] != NONE}
+        g.m = marks.astype(int).tolist()
+        g.adj = [set(np.flatnonzero(row).tolist()) for row in marks]
         return g
 
     def copy(self) -> MarkGraph:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import ndtr, ndtri
 
 from recausal.errors import InvalidInputError
 
@@ -26,6 +26,7 @@ __all__ = [
     "CorrelationCITest",
     "FisherZTest",
     "correlation_from_attention",
+    "critical_correlation",
     "fisher_z_pvalues",
     "partial_correlations",
     "validate_attention",
@@ -228,6 +229,18 @@ def fisher_z_pvalues(r: np.ndarray, n_samples: int, cond_size: int) -> np.ndarra
     return 2.0 * ndtr(-np.abs(z))
 
 
+def critical_correlation(n_samples: int, cond_size: int, alpha: float) -> float:
+    """The ``|r|`` below which Fisher's z calls ``i ⫫ j | S`` (p > alpha), ``|S| = cond_size``.
+
+    ``p > alpha  ⟺  |z| < z*  ⟺  |r| < tanh(z* / sqrt(N − |S| − 3))`` with
+    ``z* = Φ⁻¹(1 − alpha/2)``; 0 (never independent) when no degrees of freedom are left.
+    """
+    dof = n_samples - cond_size - 3
+    if dof <= 0:
+        return 0.0
+    return float(np.tanh(-ndtri(alpha / 2.0) / np.sqrt(dof)))
+
+
 # --------------------------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------------------------
@@ -279,8 +292,17 @@ class CorrelationCITest:
         return fisher_z_pvalues(r, self.n_samples, conds.shape[1])
 
     def independent_many(self, i: np.ndarray, j: np.ndarray, conds: np.ndarray) -> np.ndarray:
-        """Vectorised decisions (``p > alpha``) for queries of one conditioning-set size."""
-        return self.pvalues(i, j, conds) > self.alpha
+        """Vectorised decisions (``p > alpha``) for queries of one conditioning-set size.
+
+        Decided as ``|r| < critical_correlation(...)``, the same decision as ``p > alpha``
+        without computing p-values.
+        """
+        i = np.asarray(i, dtype=np.intp)
+        conds = np.asarray(conds, dtype=np.intp).reshape(len(i), -1)
+        size = conds.shape[1]
+        self._count(size, len(i))
+        r = partial_correlations(self.corr, i, j, conds)
+        return np.abs(r) < critical_correlation(self.n_samples, size, self.alpha)
 
 
 class AttentionCITest(CorrelationCITest):

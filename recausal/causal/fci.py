@@ -31,7 +31,9 @@ def _check_common(n_nodes: int, max_cond_size: int | None) -> None:
     if max_cond_size is not None and (
         isinstance(max_cond_size, bool) or not isinstance(max_cond_size, int) or max_cond_size < 0
     ):
-        raise InvalidInputError(f"max_cond_size must be None or an integer >= 0; got {max_cond_size!r}")
+        raise InvalidInputError(
+            f"max_cond_size must be None or an integer >= 0; got {max_cond_size!r}"
+        )
 
 
 def fci(

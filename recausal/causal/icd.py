@@ -26,8 +26,16 @@ are not needed).
 Ties between conditioning sets of equal distance are broken by (tree of i before tree of j,
 enumeration order of the tree's node set). The enumeration order is the iteration order of a
 Python ``set`` built from the breadth-first discovery list, the same order the reference
-implementation (IntelLabs/causality-lab) uses, so both choose the same separating sets and
-give the same PAGs.
+implementation (IntelLabs/causality-lab) uses, so both choose the same separating sets. On
+synthetic softmax attention the PAGs are identical to the reference's for most matrices; the
+rare differences come from r = 1 tie-breaks that depend on the layout of the reference's
+internal Python sets (their insertion history), which ``_r1_order`` only approximates.
+
+Speed: the r = 0 and r = 1 decisions of all pairs are made in one vectorised call (for a batch
+of users, one call for the whole batch, see ``recausal.causal.learn``); for r ≥ 2 the legal
+sets of a PDS tree are enumerated with numpy bitmasks (restricted first to the possible
+ancestors of the edge's ends), trees are rebuilt only when a removed edge touches them, and
+the candidate sets of an edge are decided in growing vectorised chunks.
 
 ``order_aware``: nodes are in token order; a later node is never an ancestor of an earlier
 one. Edges ``i``–``j``, ``i < j`` carry an arrowhead at ``j`` from the start and through every
@@ -39,18 +47,21 @@ from __future__ import annotations
 
 from collections import deque
 from functools import lru_cache
-from itertools import combinations
+from itertools import chain, combinations
+from math import comb
 
 import numpy as np
 
 from recausal.causal._graph import MarkGraph, StructureResult
-from recausal.causal._marks import ARROW
+from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal._orient import close_tail_rules, orient, sepset_deciders
 from recausal.causal.citest import CITest
 from recausal.causal.fci import _check_common
 from recausal.causal.skeleton import TestRunner
 
 __all__ = ["icd"]
+
+_NUMPY_MIN_SETS = 256  # below this many candidate combinations plain Python is faster
 
 
 class _PDSTree:
@@ -93,48 +104,76 @@ class _PDSTree:
         self.order = list(set(found))  # reference tie-break order (see module docstring)
         self.min_depth: dict[int, int] = {}
         self.reqs: dict[int, list[int]] = {}
-        for v, d, rq in zip(label, depth, req):
+        for v, d, rq in zip(label, depth, req, strict=False):
             if d < self.min_depth.get(v, 1 << 30):
                 self.min_depth[v] = d
             self.reqs.setdefault(v, []).append(rq)
         self.label = label
         self.req = req
         self.cache: dict[int, list[tuple[int, int, tuple[int, ...]]]] = {}
-        self.acache: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.acache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
-    def legal_arrays(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def touches(self, i: int, j: int) -> bool:
+        """Whether node i or j occurs in the tree."""
+        return i in self.min_depth or j in self.min_depth
+
+    def legal_arrays(
+        self, size: int, allowed: int = -1
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised :meth:`legal_sets` (node ids < 64): ``(masks, distance sums, sets)``
-        as arrays, in the same order."""
-        hit = self.acache.get(size)
+        as arrays, in the same order, restricted to sets inside the bitmask ``allowed``.
+
+        Restricting first is exact: the combinations of a sub-sequence of the node order come
+        in the same relative order, and a set inside ``allowed`` is legal or not regardless
+        of the nodes outside it.
+        """
+        order = [v for v in self.order if (allowed >> v) & 1]
+        key = (size, sum(1 << v for v in order))
+        hit = self.acache.get(key)
         if hit is not None:
             return hit
-        order = self.order
         n_lab = len(order)
         if n_lab < size:
             out = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros((0, size), np.intp))
-            self.acache[size] = out
+            self.acache[key] = out
             return out
         pos = _combo_index(n_lab, size)
         nodes = np.array(order, dtype=np.intp)
         bits = np.left_shift(np.uint64(1), nodes.astype(np.uint64))
         cm = np.bitwise_or.reduce(bits[pos], axis=1)
-        where = {v: k for k, v in enumerate(order)}
-        occ_pos = np.array([where[v] for v in self.label], dtype=np.intp)
-        occ_req = np.array(self.req, dtype=np.uint64)
-        srt = np.argsort(occ_pos, kind="stable")
-        starts = np.searchsorted(occ_pos[srt], np.arange(n_lab))
-        occ_req = occ_req[srt]
-        legal = np.empty(len(pos), dtype=bool)
-        step = max(1, 4_000_000 // max(len(occ_req), 1))
-        rows = np.arange(min(step, len(pos)))[:, None]
-        for a in range(0, len(pos), step):
-            cmc = cm[a : a + step]
-            covered = (occ_req[None, :] & ~cmc[:, None]) == 0
-            label_ok = np.logical_or.reduceat(covered, starts, axis=1)
-            legal[a : a + step] = label_ok[rows[: len(cmc)], pos[a : a + step]].all(axis=1)
         md = np.array([self.min_depth[v] for v in order], dtype=np.int64)
+        if md.max() == 1:  # every node is a neighbour of the root: every set is legal
+            out = (cm, md[pos].sum(axis=1), nodes[pos])
+            self.acache[key] = out
+            return out
+        # a node at depth 1 is reachable on its own; only sets with a deeper node need the
+        # path check, and only the occurrences of deeper nodes matter for it
+        deep = md >= 2
+        deep_index = np.cumsum(deep) - 1
+        deep_index[~deep] = -1
+        has_deep = deep[pos].any(axis=1)
+        legal = ~has_deep
+        todo = np.flatnonzero(has_deep)
+        if todo.size:
+            where = {v: k for k, v in enumerate(order)}
+            occ_pos = np.array([where.get(v, -1) for v in self.label], dtype=np.intp)
+            sel = occ_pos >= 0
+            sel[sel] = deep[occ_pos[sel]]
+            occ_pos = occ_pos[sel]
+            occ_req = np.array(self.req, dtype=np.uint64)[sel]
+            srt = np.argsort(occ_pos, kind="stable")
+            occ_req = occ_req[srt]
+            starts = np.searchsorted(occ_pos[srt], np.flatnonzero(deep))
+            step = max(1, 4_000_000 // max(len(occ_req), 1))
+            for a in range(0, todo.size, step):
+                rows = todo[a : a + step]
+                covered = (occ_req[None, :] & ~cm[rows][:, None]) == 0
+                label_ok = np.logical_or.reduceat(covered, starts, axis=1)
+                dp = deep_index[pos[rows]]
+                ok = label_ok[np.arange(len(rows))[:, None], np.maximum(dp, 0)] | (dp < 0)
+                legal[rows] = ok.all(axis=1)
         out = (cm[legal], md[pos[legal]].sum(axis=1), nodes[pos[legal]])
-        self.acache[size] = out
+        self.acache[key] = out
         return out
 
     def legal_sets(self, size: int) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -171,8 +210,15 @@ class _ICDState:
         self.panc: list[int] | None = None
         self.radius = -1
 
-    def invalidate(self) -> None:
-        self.trees.clear()
+    def invalidate(self, i: int, j: int) -> None:
+        """The edge i–j was removed: drop the trees that could have walked or tested it.
+
+        A PDS tree only looks at edges incident to its root or to nodes it reached (and at
+        adjacency between a reached node and a neighbour of a reached node), so a tree in
+        which neither i nor j occurs is unchanged.
+        """
+        for root in [r for r, t in self.trees.items() if r in (i, j) or t.touches(i, j)]:
+            del self.trees[root]
         self.panc = None
 
     def tree(self, node: int, radius: int) -> _PDSTree:
@@ -187,12 +233,20 @@ class _ICDState:
 
     def candidates(self, i: int, j: int, size: int, order_aware: bool) -> list[tuple[int, ...]]:
         if self.panc is None:
-            self.panc = self.g.possible_ancestor_masks()
-        allowed = self.panc[i] | self.panc[j]
+            self.panc = (
+                _possible_ancestor_masks_np(self.g)
+                if self.g.n <= 64
+                else self.g.possible_ancestor_masks()
+            )
+        allowed = int(self.panc[i]) | int(self.panc[j])
         allowed &= ~((1 << i) | (1 << j))
         if order_aware:
             allowed &= (1 << max(i, j)) - 1
-        if self.g.n <= 64:
+        small = (
+            comb(len(self.tree(i, size).order), size) + comb(len(self.tree(j, size).order), size)
+            <= _NUMPY_MIN_SETS
+        )
+        if self.g.n <= 64 and not small:
             return self._candidates_np(i, j, size, allowed)
         best: dict[int, tuple[int, int, int, tuple[int, ...]]] = {}
         for side, root in enumerate((i, j)):
@@ -206,19 +260,17 @@ class _ICDState:
         return [k[3] for k in sorted(best.values())]
 
     def _candidates_np(self, i: int, j: int, size: int, allowed: int) -> np.ndarray:
-        allow = np.uint64(allowed)
         parts = []
         for side, root in enumerate((i, j)):
-            cm, dist, sets = self.tree(root, size).legal_arrays(size)
-            keep = np.flatnonzero((cm & ~allow) == 0)
-            if keep.size:
-                parts.append((cm[keep], dist[keep], np.full(keep.size, side), keep, sets[keep]))
+            cm, dist, sets = self.tree(root, size).legal_arrays(size, allowed)
+            if cm.size:
+                parts.append((cm, dist, np.full(cm.size, side), np.arange(cm.size), sets))
         if not parts:
             return np.zeros((0, size), dtype=np.intp)
         if len(parts) == 1:
             cm, dist, side, rank, sets = parts[0]
         else:
-            cm, dist, side, rank, sets = (np.concatenate(x) for x in zip(*parts))
+            cm, dist, side, rank, sets = (np.concatenate(x) for x in zip(*parts, strict=False))
         order = np.lexsort((rank, side, dist))
         _, first = np.unique(cm[order], return_index=True)
         return sets[order[np.sort(first)]]
@@ -242,7 +294,6 @@ def icd(
     n = n_nodes
     runner = TestRunner(test, n)
     limit = n - 2 if max_cond_size is None else min(max_cond_size, n - 2)
-    g = MarkGraph.complete(n)
     sepsets: dict[tuple[int, int], tuple[int, ...]] = {}
 
     # r = 0: all pairs at once
@@ -252,9 +303,11 @@ def icd(
     else:
         ind0 = runner.decide(iu, ju, np.zeros((len(iu), 0), dtype=np.intp))
     runner.n_consulted += len(iu)
-    for a, b in zip(iu[ind0].tolist(), ju[ind0].tolist()):
-        g.remove_edge(a, b)
-        sepsets[(a, b)] = ()
+    sepsets.update(dict.fromkeys(zip(iu[ind0].tolist(), ju[ind0].tolist(), strict=True), ()))
+    keep = np.zeros((n, n), dtype=bool)
+    keep[iu[~ind0], ju[~ind0]] = True
+    keep |= keep.T
+    g = MarkGraph.from_array(np.where(keep, CIRCLE, NONE))
     c0, c4 = sepset_deciders(sepsets)
     orient(g, c0, c4, order_aware=order_aware, tail_rules=False)
     reached = 0
@@ -262,19 +315,16 @@ def icd(
 
     # r = 1: one vectorised call for every (edge, node), then the sequential sweep
     if not done:
-        if _pre1 is not None:
-            ind1 = np.asarray(_pre1, dtype=bool)
-        else:
-            ind1 = _all_order1(runner, g)
+        ind1 = np.asarray(_pre1, dtype=bool) if _pre1 is not None else _all_order1(runner, g)
         any_cand = False
         adj = g.adj
         for i in range(n):
-            for j in range(i + 1, n):
-                if j not in adj[i]:
-                    continue
+            nb_i = sorted(adj[i])  # refreshed when an edge of i is removed
+            for j in [x for x in nb_i if x > i]:
                 lim = j if order_aware else n
-                ci = [k for k in _r1_order(sorted(adj[i]), j) if k < lim]
-                cand = ci + [k for k in _r1_order(sorted(adj[j]), i) if k < lim and k not in ci]
+                ci = [k for k in _r1_order(nb_i, j) if k < lim]
+                seen = set(ci)
+                cand = ci + [k for k in _r1_order(sorted(adj[j]), i) if k < lim and k not in seen]
                 if not cand:
                     continue
                 any_cand = True
@@ -284,6 +334,7 @@ def icd(
                         runner.n_consulted += q + 1
                         g.remove_edge(i, j)
                         sepsets[(i, j)] = (k,)
+                        nb_i = sorted(adj[i])
                         break
                 else:
                     runner.n_consulted += len(cand)
@@ -310,7 +361,7 @@ def icd(
                 if q >= 0:
                     g.remove_edge(i, j)
                     sepsets[(i, j)] = tuple(sorted(int(x) for x in cand[q]))
-                    state.invalidate()
+                    state.invalidate(i, j)
         if not any_cand:
             done = True
             break
@@ -330,6 +381,22 @@ def icd(
         order_aware=order_aware,
         params={"max_cond_size": max_cond_size},
     )
+
+
+def _possible_ancestor_masks_np(g: MarkGraph) -> list[int]:
+    """As :meth:`MarkGraph.possible_ancestor_masks`, by boolean matrix closure (n <= 64)."""
+    m = np.array(g.m, dtype=np.int8)
+    # pd[x, y]: the edge x *-* y could be x -> y (no arrowhead at x, no tail at y)
+    pd = (m != 0) & (m != TAIL) & (m.T != ARROW)
+    reach = pd.copy()
+    while True:
+        nxt = reach | ((reach.astype(np.uint8) @ reach.astype(np.uint8)) > 0)
+        if np.array_equal(nxt, reach):
+            break
+        reach = nxt
+    np.fill_diagonal(reach, False)
+    bits = np.left_shift(np.uint64(1), np.arange(g.n, dtype=np.uint64))
+    return (reach.T.astype(np.uint64) * bits).sum(axis=1, dtype=np.uint64).tolist()
 
 
 # ---- r = 1 tie-break: the iteration order of a CPython set of small ints -------------------
@@ -379,7 +446,20 @@ def _r1_order(neigh: list[int], drop: int) -> list[int]:
     t_final = t_x if s >= 8 else (8 if s - (drop in neigh) <= 4 else 32)
     if neigh[-1] < min(t_x, t_final):  # no wrap-around: ascending
         return [k for k in neigh if k != drop]
+    mask = t_final - 1
+    rest = [k for k in neigh if k != drop]
+    slots = [k & mask for k in rest]
+    if len(set(slots)) == len(slots):  # no collision: every key sits in its home slot
+        return [k for _, k in sorted(zip(slots, rest, strict=True))]
+    if s >= 8:  # the table layout does not depend on drop: cache it per neighbour set
+        return [k for k in _r1_order_full(tuple(neigh)) if k != drop]
     return list(_r1_order_sim(tuple(neigh), drop))
+
+
+@lru_cache(maxsize=16384)
+def _r1_order_full(neigh: tuple[int, ...]) -> tuple[int, ...]:
+    size = _table_size(2 * len(neigh))
+    return tuple(_set_fill(_set_fill(list(neigh), size), size))
 
 
 @lru_cache(maxsize=65536)
@@ -404,10 +484,14 @@ def _r1_order_sim(neigh: tuple[int, ...], drop: int) -> tuple[int, ...]:
     return tuple(v for v in table if v is not None)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _combo_index(n: int, size: int) -> np.ndarray:
     """All ``size``-combinations of ``range(n)`` in itertools order, as an array."""
-    out = np.array(list(combinations(range(n), size)), dtype=np.intp).reshape(-1, size)
+    count = comb(n, size)
+    flat = np.fromiter(
+        chain.from_iterable(combinations(range(n), size)), dtype=np.intp, count=count * size
+    )
+    out = flat.reshape(count, size)
     out.setflags(write=False)
     return out
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from recausal.causal._graph import StructureResult
-from recausal.causal.citest import CorrelationCITest, correlation_from_attention, fisher_z_pvalues
+from recausal.causal.citest import (
+    CORR_CLIP,
+    CorrelationCITest,
+    correlation_from_attention,
+    critical_correlation,
+)
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
 from recausal.errors import InvalidInputError
@@ -36,9 +41,10 @@ def pag_from_attention(
     a = np.asarray(attention)
     expected = 3 if aggregate_heads else 2
     if a.ndim != expected:
+        want = "(H, n, n)" if aggregate_heads else "(n, n)"
         raise InvalidInputError(
-            f"attention must have {expected} axes here ({'(H, n, n)' if aggregate_heads else '(n, n)'}); "
-            f"got shape {a.shape}; use learn_pags for a batch"
+            f"attention must have {expected} axes here {want}; got shape {a.shape}; "
+            "use learn_pags for a batch"
         )
     return learn_pags(
         a[None],
@@ -95,7 +101,7 @@ def learn_pags(
                 fci(t, n, max_cond_size=max_cond_size, order_aware=order_aware) for t in tests
             )
             continue
-        pre0 = fisher_z_pvalues(block, n_samples, 0) > alpha
+        pre0 = np.abs(block) < critical_correlation(n_samples, 0, alpha)
         pre1 = _order1_decisions(block, n_samples, alpha) if n >= 3 else None
         for u, t in enumerate(tests):
             out.append(
@@ -112,12 +118,17 @@ def learn_pags(
 
 
 def _order1_decisions(corr: np.ndarray, n_samples: int, alpha: float) -> np.ndarray:
-    """``ind[b, i, j, k]``: ``i ⫫ j | k`` for every user b and triple, closed form."""
-    rij = corr[:, :, :, None]
-    rik = corr[:, :, None, :]
-    rjk = corr[:, None, :, :]
-    denom = (1.0 - rik * rik) * (1.0 - rjk * rjk)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pc = (rij - rik * rjk) / np.sqrt(denom)
-    pc = np.where(denom > 0, pc, 1.0)
-    return fisher_z_pvalues(pc, n_samples, 1) > alpha
+    """``ind[b, i, j, k]``: ``i ⫫ j | k`` for every user b and triple, closed form.
+
+    ``r_ij·k² < r*²`` written without division: ``(r_ij − r_ik·r_jk)² < r*²·(1−r_ik²)(1−r_jk²)``
+    (a zero denominator, k a copy of i or j, reads as dependent, as in the scalar test).
+    """
+    rc = min(critical_correlation(n_samples, 1, alpha), CORR_CLIP)
+    out = np.empty((*corr.shape, corr.shape[-1]), dtype=bool)
+    for b in range(corr.shape[0]):
+        c = corr[b]
+        num = c[:, :, None] - c[:, None, :] * c[None, :, :]
+        s = 1.0 - c * c
+        den = s[:, None, :] * s[None, :, :]
+        np.less(num * num, (rc * rc) * den, out=out[b])
+    return out

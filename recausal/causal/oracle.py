@@ -116,7 +116,7 @@ def true_pag(dag: nx.DiGraph, observed: Sequence[Hashable]) -> np.ndarray:
     mag = true_mag(dag, observed)
     n = mag.shape[0]
     g = MarkGraph(n)
-    for i, j in zip(*np.nonzero(mag)):
+    for i, j in zip(*np.nonzero(mag), strict=False):
         g.m[int(i)][int(j)] = CIRCLE
         g.adj[int(i)].add(int(j))
 
@@ -142,7 +142,7 @@ def _mixed_to_dag(marks: np.ndarray) -> nx.DiGraph:
     n = marks.shape[0]
     d = nx.DiGraph()
     d.add_nodes_from(range(n))
-    for i, j in zip(*np.nonzero(marks)):
+    for i, j in zip(*np.nonzero(marks), strict=False):
         i, j = int(i), int(j)
         if marks[i, j] == ARROW and marks[j, i] == TAIL:
             d.add_edge(i, j)
@@ -156,11 +156,11 @@ def _is_ancestral(marks: np.ndarray) -> bool:
     n = marks.shape[0]
     d = nx.DiGraph()
     d.add_nodes_from(range(n))
-    for i, j in zip(*np.nonzero((marks == ARROW) & (marks.T == TAIL))):
+    for i, j in zip(*np.nonzero((marks == ARROW) & (marks.T == TAIL)), strict=False):
         d.add_edge(int(i), int(j))
     if not nx.is_directed_acyclic_graph(d):
         return False
-    for i, j in zip(*np.nonzero((marks == ARROW) & (marks.T == ARROW))):
+    for i, j in zip(*np.nonzero((marks == ARROW) & (marks.T == ARROW)), strict=False):
         if nx.has_path(d, int(i), int(j)):
             return False
     return True
@@ -196,7 +196,7 @@ def pag_by_enumeration(mag: np.ndarray) -> np.ndarray:
     (3^edges candidates)."""
     mag = np.asarray(mag)
     n = mag.shape[0]
-    edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(mag)))]
+    edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(mag)), strict=False)]
     if len(edges) > 9:
         raise InvalidInputError(f"pag_by_enumeration is for <= 9 edges; got {len(edges)}")
     target_coll = _colliders(mag)
@@ -204,7 +204,7 @@ def pag_by_enumeration(mag: np.ndarray) -> np.ndarray:
     members = []
     for choice in product(range(3), repeat=len(edges)):
         cand = np.zeros((n, n), dtype=np.int8)
-        for (i, j), c in zip(edges, choice):
+        for (i, j), c in zip(edges, choice, strict=False):
             cand[i, j], cand[j, i] = ((ARROW, TAIL), (TAIL, ARROW), (ARROW, ARROW))[c]
         if not _is_ancestral(cand) or _colliders(cand) != target_coll:
             continue
@@ -284,9 +284,7 @@ def textbook_cases() -> dict[str, tuple[nx.DiGraph, list[Hashable], np.ndarray]]
         pag(4, [(0, 1, C, A), (1, 2, A, C), (1, 3, T, A), (2, 3, T, A)]),
     )
     # the same with B <- L2 -> C: B is a collider on the discriminating path: A <-> B <-> C
-    dag = nx.DiGraph(
-        [("D", "A"), ("L1", "A"), ("L1", "B"), ("A", "C"), ("L2", "B"), ("L2", "C")]
-    )
+    dag = nx.DiGraph([("D", "A"), ("L1", "A"), ("L1", "B"), ("A", "C"), ("L2", "B"), ("L2", "C")])
     cases["discriminating_collider"] = (
         dag,
         ["D", "A", "B", "C"],

@@ -57,7 +57,10 @@ class TestRunner:
             ).astype(bool)
         ind = self.test.independent
         return np.array(
-            [bool(ind(int(a), int(b), tuple(int(x) for x in c))) for a, b, c in zip(i, j, conds)],
+            [
+                bool(ind(int(a), int(b), tuple(int(x) for x in c)))
+                for a, b, c in zip(i, j, conds, strict=True)
+            ],
             dtype=bool,
         )
 
@@ -177,7 +180,7 @@ def possible_dsep(g: MarkGraph, x: int) -> set[int]:
     while stack:
         prev, cur = stack.pop()
         for nxt in adj[cur]:
-            if nxt == prev or nxt == x or (cur, nxt) in seen:
+            if nxt in (prev, x) or (cur, nxt) in seen:
                 continue
             if nxt in adj[prev] or (m[prev][cur] == ARROW and m[nxt][cur] == ARROW):
                 seen.add((cur, nxt))

@@ -126,7 +126,7 @@ class Explainer(ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, max_size: int = 5, removal: Removal = "delete", seed: int = 0) -> None:
-        if not isinstance(max_size, int) or max_size < 1:
+        if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise InvalidInputError(f"max_size must be a positive integer, got {max_size!r}")
         if removal not in ("delete", "pad"):
             raise InvalidInputError(f"removal must be 'delete' or 'pad', got {removal!r}")
@@ -145,14 +145,28 @@ class Explainer(ABC):
     def explain_many(
         self, model: SequentialModel, histories: Sequence[Sequence[str]], k: int = 10
     ) -> list[Explanation]:
-        """Explain a batch of histories; the default runs them one by one."""
-        if not isinstance(k, int) or k < 1:
+        """Explain a batch of histories, sharing model calls across them.
+
+        Each explanation's ``model_calls`` counts the batched forward passes its history took
+        part in, ``histories_scored`` its own edited histories, and ``seconds`` its share of
+        the batch's wall time. The results equal those of one-by-one calls.
+        """
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        return [self._explain_one(model, model.encode(h), k) for h in histories]
+        batch = Batch(model, [model.encode(h) for h in histories])
+        if not batch.ids:
+            return []
+        bases = batch.baselines(k)
+        found = self._explain_batch(batch, bases)
+        seconds = (time.perf_counter() - batch.start) / len(batch.ids)
+        return [
+            build_explanation(self, model, ids, base, result, batch.counts(u, seconds))
+            for u, (ids, base, result) in enumerate(zip(batch.ids, bases, found, strict=True))
+        ]
 
     @abstractmethod
-    def _explain_one(self, model: SequentialModel, ids: np.ndarray, k: int) -> Explanation:
-        """Explain one encoded history."""
+    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
+        """The sets, replacement and position scores for every history of the batch."""
 
     def _meta(self, model: SequentialModel) -> dict[str, Any]:
         from recausal import __version__
@@ -166,24 +180,6 @@ class Explainer(ABC):
         }
 
 
-class Timer:
-    """Wall time and model-call counts of one explanation."""
-
-    def __init__(self, model: SequentialModel) -> None:
-        self.model = model
-        self.start = time.perf_counter()
-        self.passes = model.forward_passes
-        self.scored = model.histories_scored
-
-    def counts(self) -> dict[str, Any]:
-        """``model_calls``, ``histories_scored`` and ``seconds`` since construction."""
-        return {
-            "model_calls": self.model.forward_passes - self.passes,
-            "histories_scored": self.model.histories_scored - self.scored,
-            "seconds": round(time.perf_counter() - self.start, 6),
-        }
-
-
 @dataclass(frozen=True)
 class Baseline:
     """The unedited history's scores: the recommendation and its top-k list."""
@@ -193,9 +189,8 @@ class Baseline:
     top_k: tuple[int, ...]
 
     @classmethod
-    def of(cls, model: SequentialModel, ids: np.ndarray, k: int) -> Baseline:
-        """Score ``ids`` once and record the top-1 and top-k."""
-        scores = model.score_ids([ids])[0]
+    def from_scores(cls, scores: np.ndarray, k: int) -> Baseline:
+        """The top-1 and top-k of one score vector (ties: lower item id first)."""
         k = min(k, len(scores) - 1)
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.lexsort((top, -scores[top]))]
@@ -206,20 +201,89 @@ class Baseline:
         return self.top_k.index(item_id) + 1 if item_id in self.top_k else None
 
 
-def first_valid(
-    model: SequentialModel,
-    ids: np.ndarray,
-    candidates: Sequence[tuple[int, ...]],
-    target: int,
-    removal: Removal,
-) -> tuple[list[int], np.ndarray]:
-    """Score every candidate removal in one batch; return the indices of those that change
-    the top-1 away from ``target``, and the new top-1 of each candidate."""
-    if not candidates:
-        return [], np.empty(0, dtype=np.int64)
-    edited = [remove_positions(ids, c, removal) for c in candidates]
-    new_top = model.score_ids(edited).argmax(axis=1)
-    return [i for i, t in enumerate(new_top) if t != target], new_top
+@dataclass(frozen=True)
+class Found:
+    """What an explainer found for one history, before it becomes an :class:`Explanation`."""
+
+    sets: tuple[tuple[int, ...], ...]
+    replacement: int | None
+    position_scores: np.ndarray
+    graph: PAG | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+class Batch:
+    """Encoded histories explained together: batched model calls with per-history accounting."""
+
+    def __init__(self, model: SequentialModel, ids: list[np.ndarray]) -> None:
+        self.model = model
+        self.ids = ids
+        self.start = time.perf_counter()
+        self.calls = np.zeros(len(ids), dtype=np.int64)
+        self.rows = np.zeros(len(ids), dtype=np.int64)
+
+    def _account(self, owners: Sequence[int], chunk: int) -> None:
+        owners = np.asarray(owners, dtype=np.int64)
+        if owners.size == 0:
+            return
+        pairs = np.unique(np.stack([owners, np.arange(owners.size) // chunk]), axis=1)
+        np.add.at(self.calls, pairs[0], 1)
+        np.add.at(self.rows, owners, 1)
+
+    def score(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of ``seqs`` (row ``i`` belongs to history ``owners[i]``), in one batch."""
+        batch_size = 1024
+        out = self.model.score_ids(seqs, batch_size=batch_size)
+        self._account(owners, batch_size)
+        return out
+
+    def attention(
+        self, targets: Sequence[int], layer: int = -1, chunk: int = 256
+    ) -> list[np.ndarray]:
+        """Per-head attention of every history with its target appended (chunked passes)."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(self.ids), chunk):
+            stop = min(start + chunk, len(self.ids))
+            out += self.model.attention_ids(self.ids[start:stop], targets[start:stop], layer)
+        self.calls += 1
+        return out
+
+    def baselines(self, k: int) -> list[Baseline]:
+        """Score every unedited history once."""
+        scores = self.score(range(len(self.ids)), self.ids)
+        return [Baseline.from_scores(row, k) for row in scores]
+
+    def first_valid(
+        self,
+        candidates: dict[int, Sequence[tuple[int, ...]]],
+        bases: Sequence[Baseline],
+        removal: Removal,
+    ) -> dict[int, tuple[list[int], np.ndarray]]:
+        """Score every history's candidate removals in one batch; per history, the indices
+        of the candidates that change its top-1, and each candidate's new top-1."""
+        owners: list[int] = []
+        seqs: list[np.ndarray] = []
+        for u, cands in candidates.items():
+            owners += [u] * len(cands)
+            seqs += [remove_positions(self.ids[u], c, removal) for c in cands]
+        if not seqs:
+            return {u: ([], np.empty(0, dtype=np.int64)) for u in candidates}
+        new_top = self.score(owners, seqs).argmax(axis=1)
+        result: dict[int, tuple[list[int], np.ndarray]] = {}
+        offset = 0
+        for u, cands in candidates.items():
+            tops = new_top[offset : offset + len(cands)]
+            offset += len(cands)
+            result[u] = ([i for i, t in enumerate(tops) if t != bases[u].target], tops)
+        return result
+
+    def counts(self, u: int, seconds: float) -> dict[str, Any]:
+        """``model_calls``, ``histories_scored`` and ``seconds`` of history ``u``."""
+        return {
+            "model_calls": int(self.calls[u]),
+            "histories_scored": int(self.rows[u]),
+            "seconds": round(seconds, 6),
+        }
 
 
 def build_explanation(
@@ -227,52 +291,66 @@ def build_explanation(
     model: SequentialModel,
     ids: np.ndarray,
     base: Baseline,
-    sets: Sequence[tuple[int, ...]],
-    replacement: int | None,
-    position_scores: np.ndarray,
-    timer: Timer,
-    graph: PAG | None = None,
-    extra_meta: dict[str, Any] | None = None,
+    found: Found,
+    counts: dict[str, Any],
 ) -> Explanation:
     """Assemble an :class:`Explanation` (ranking sorted by score, more recent first on ties)."""
     history = tuple(model.decode(ids))
-    order = sorted(range(len(ids)), key=lambda p: (-position_scores[p], -p))
+    scores = found.position_scores
+    order = sorted(range(len(ids)), key=lambda p: (-scores[p], -p))
+    replacement = found.replacement
     return Explanation(
         explainer=explainer.name,
         history=history,
         recommended=model.items[base.target],
         score=float(base.scores[base.target]),
         top_k=tuple(model.items[i] for i in base.top_k),
-        sets=tuple(tuple(sorted(int(p) for p in s)) for s in sets),
-        ranking=tuple(RankedItem(p, history[p], float(position_scores[p])) for p in order),
+        sets=tuple(tuple(sorted(int(p) for p in s)) for s in found.sets),
+        ranking=tuple(RankedItem(p, history[p], float(scores[p])) for p in order),
         replacement=None if replacement is None else model.items[replacement],
         replacement_rank=None if replacement is None else base.rank_of(replacement),
-        valid=bool(sets),
+        valid=bool(found.sets),
         max_size=explainer.max_size,
         removal=explainer.removal,
-        **timer.counts(),
-        meta={**explainer._meta(model), **(extra_meta or {})},
-        graph=graph,
+        **counts,
+        meta={**explainer._meta(model), **found.meta},
+        graph=found.graph,
     )
+
+
+def ranking_order(scores: np.ndarray) -> list[int]:
+    """Positions by descending score; ties: the more recent first."""
+    return sorted(range(len(scores)), key=lambda p: (-scores[p], -p))
+
+
+def share_of_sets(n: int, sets: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """Each position's share of the minimal sets it belongs to."""
+    scores = np.zeros(n)
+    for s in sets:
+        scores[list(s)] += 1.0 / len(sets)
+    return scores
 
 
 class RankingExplainer(Explainer):
     """An explainer that ranks history items; its explanation is the smallest prefix of the
-    ranking whose removal changes the top-1 (all prefixes are scored in one batch)."""
+    ranking whose removal changes the top-1 (all prefixes of all histories in one batch)."""
 
     @abstractmethod
-    def _position_scores(
-        self, model: SequentialModel, ids: np.ndarray, base: Baseline
-    ) -> np.ndarray:
-        """One score per history position (higher = more responsible)."""
+    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+        """One score per history position, for every history (higher = more responsible)."""
 
-    def _explain_one(self, model: SequentialModel, ids: np.ndarray, k: int) -> Explanation:
-        timer = Timer(model)
-        base = Baseline.of(model, ids, k)
-        scores = np.asarray(self._position_scores(model, ids, base), dtype=np.float64)
-        order = sorted(range(len(ids)), key=lambda p: (-scores[p], -p))
-        prefixes = [tuple(order[:m]) for m in range(1, min(self.max_size, len(ids)) + 1)]
-        valid, new_top = first_valid(model, ids, prefixes, base.target, self.removal)
-        sets = [prefixes[valid[0]]] if valid else []
-        replacement = int(new_top[valid[0]]) if valid else None
-        return build_explanation(self, model, ids, base, sets, replacement, scores, timer)
+    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
+        all_scores = [np.asarray(s, dtype=np.float64) for s in self._position_scores(batch, bases)]
+        prefixes = {}
+        for u, scores in enumerate(all_scores):
+            order = ranking_order(scores)
+            prefixes[u] = [tuple(order[:m]) for m in range(1, min(self.max_size, len(order)) + 1)]
+        checked = batch.first_valid(prefixes, bases, self.removal)
+        found = []
+        for u, scores in enumerate(all_scores):
+            valid, new_top = checked[u]
+            if valid:
+                found.append(Found((prefixes[u][valid[0]],), int(new_top[valid[0]]), scores))
+            else:
+                found.append(Found((), None, scores))
+        return found

@@ -6,13 +6,12 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from causallearn.search.ConstraintBased.FCI import fci as cl_fci
 
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
 from recausal.causal.oracle import DSeparationOracle, random_dag_with_latents, textbook_cases
-
-from causallearn.search.ConstraintBased.FCI import fci as cl_fci
 
 # causal-learn's endpoint codes: graph[i, j] is the endpoint at i on the edge i - j
 _CL = {0: NONE, -1: TAIL, 1: ARROW, 2: CIRCLE}
@@ -53,7 +52,9 @@ def _cases() -> list[tuple[str, nx.DiGraph, list]]:
 def test_fci_matches_causallearn(name: str, dag: nx.DiGraph, obs: list) -> None:
     theirs = _causallearn_pag(dag, obs)
     ours = fci(DSeparationOracle(dag, obs), len(obs)).marks
-    diff = [(int(i), int(j), int(ours[i, j]), int(theirs[i, j])) for i, j in np.argwhere(ours != theirs)]
+    diff = [
+        (int(i), int(j), int(ours[i, j]), int(theirs[i, j])) for i, j in np.argwhere(ours != theirs)
+    ]
     assert not diff, diff
     # and ICD reaches the same PAG
     assert np.array_equal(icd(DSeparationOracle(dag, obs), len(obs)).marks, theirs)

@@ -33,8 +33,10 @@ def test_planted_sem_skeleton_is_recovered() -> None:
     # has exactly the DAG's independences, so the skeleton must come back once N is large.
     recall_big, precision_big = _skeleton_rates(10**5, range(12))
     recall_64, precision_64 = _skeleton_rates(64, range(12))
-    print(f"N=1e5 recall {recall_big:.3f} precision {precision_big:.3f}; "
-          f"N=64 recall {recall_64:.3f} precision {precision_64:.3f}")
+    print(
+        f"N=1e5 recall {recall_big:.3f} precision {precision_big:.3f}; "
+        f"N=64 recall {recall_64:.3f} precision {precision_64:.3f}"
+    )
     assert recall_big >= 0.97
     assert precision_big >= 0.8
     # at the reference's N = 64 weak edges are lost, but what is found is almost all real
@@ -55,7 +57,7 @@ def test_batch_equals_one_by_one(algorithm: str) -> None:
     attn = random_softmax_attention(12, causal=False, seed=5, batch=6)
     batch = learn_pags(attn, algorithm=algorithm, _users_per_chunk=4)
     run = icd if algorithm == "icd" else fci
-    for a, res in zip(attn, batch):
+    for a, res in zip(attn, batch, strict=False):
         single = run(AttentionCITest(a), 12)
         assert np.array_equal(res.marks, single.marks)
         assert dict(res.sepsets) == dict(single.sepsets)
@@ -75,6 +77,7 @@ def test_order_aware_never_orients_later_to_earlier() -> None:
         assert res.order_aware
     # the order prunes conditioning sets: fewer tests overall
     assert sum(r.n_tests for r in ordered) < sum(r.n_tests for r in plain)
+
     # and it commits to at least as many edge marks as plain ICD
     def committed(rs: list) -> int:
         return sum(int(((r.marks != NONE) & (r.marks != 1)).sum()) for r in rs)
@@ -116,5 +119,27 @@ def test_result_is_frozen_and_serialisable() -> None:
 def test_bad_input(kwargs: dict, match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         learn_pags(**kwargs)
-    with pytest.raises(InvalidInputError, match="shape|axes"):
+    with pytest.raises(InvalidInputError, match=r"shape|axes"):
         pag_from_attention(np.ones((2, 3, 3)) / 3)
+
+
+def test_vectorised_legal_sets_match_plain_enumeration() -> None:
+    # the numpy path of ICD's conditioning-set enumeration must list exactly the same sets,
+    # in the same order, as the plain-Python path (which follows the definition literally)
+    from recausal.causal._graph import MarkGraph
+    from recausal.causal.icd import _PDSTree
+
+    attn = random_softmax_attention(24, causal=False, seed=9)
+    res = pag_from_attention(attn, max_cond_size=1)
+    g = MarkGraph.from_array(res.marks)
+    checked = 0
+    for root in range(24):
+        for size in (2, 3):
+            tree = _PDSTree(g, root, size)
+            plain = tree.legal_sets(size)
+            masks, dist, sets = tree.legal_arrays(size)
+            assert [p[0] for p in plain] == [int(x) for x in masks]
+            assert [p[1] for p in plain] == dist.tolist()
+            assert [list(p[2]) for p in plain] == sets.tolist()
+            checked += len(plain)
+    assert checked > 100

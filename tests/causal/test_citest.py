@@ -154,7 +154,10 @@ def test_degenerate_attention_is_clipped_and_dependent() -> None:
     assert t.corr[0, 1] == pytest.approx(1.0)
     assert not t.independent(0, 1)
     assert np.isfinite(t.pvalue(0, 1))
-    assert abs(partial_correlations(t.corr, np.array([0]), np.array([1]), np.zeros((1, 0)))[0]) <= CORR_CLIP
+    assert (
+        abs(partial_correlations(t.corr, np.array([0]), np.array([1]), np.zeros((1, 0)))[0])
+        <= CORR_CLIP
+    )
 
 
 def test_fisherz_on_chain_data() -> None:
