@@ -63,3 +63,48 @@ def test_real_process_prints_no_traceback(sasrec_bundle):
         "recausal: error: item 'no-such-item' (history position 0) is not known to model "
         f"{sasrec_bundle.name}"
     )
+
+
+def test_explain_text_json_and_html(sasrec_bundle, tmp_path):
+    runner = CliRunner()
+    text = runner.invoke(cli, ["explain", "-m", str(sasrec_bundle), "--user", "2"])
+    assert text.exit_code == 0, text.output
+    assert "Recommended:" in text.stdout and "model calls" in text.stdout
+    as_json = runner.invoke(
+        cli,
+        [
+            "explain",
+            "-m",
+            str(sasrec_bundle),
+            "--user",
+            "2",
+            "--explainer",
+            "occlusion",
+            "--max-size",
+            "2",
+            "--json",
+        ],
+    )
+    payload = json.loads(as_json.stdout)
+    assert payload["explainer"] == "occlusion" and payload["max_size"] == 2
+    page = tmp_path / "page.html"
+    html = runner.invoke(
+        cli, ["explain", "-m", str(sasrec_bundle), "--user", "2", "--html", str(page)]
+    )
+    assert html.exit_code == 0 and page.read_text().lstrip().lower().startswith("<!doctype html")
+
+
+def test_graph_json_and_svg(sasrec_bundle, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["graph", "-m", str(sasrec_bundle), "--user", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    pag = json.loads(result.stdout)
+    assert sum(node["is_target"] for node in pag["nodes"]) == 1
+    assert pag["nodes"][-1]["is_target"] and len(pag["nodes"]) >= 2
+    svg = tmp_path / "g.svg"
+    drawn = runner.invoke(
+        cli, ["graph", "-m", str(sasrec_bundle), "--user", "2", "--head", "1", "--svg", str(svg)]
+    )
+    assert drawn.exit_code == 0 and svg.read_text().count("class='node") == len(pag["nodes"])
+    bad = runner.invoke(cli, ["graph", "-m", str(sasrec_bundle), "--user", "2", "--head", "9"])
+    assert bad.exit_code == 2

@@ -201,3 +201,13 @@ def test_truncated_or_incomplete_bundles_give_clear_errors(sasrec_bundle, tmp_pa
         load_model(partial)
     with pytest.raises(BundleError, match="no model bundle"):
         load_model(tmp_path / "missing")
+
+
+def test_adapter_evaluation_matches_recboles_trainer(sasrec):
+    from recausal.models.quality import next_item_metrics
+
+    ours = next_item_metrics(sasrec)
+    recbole = sasrec.meta["metrics"]
+    for split in ("valid", "test"):
+        for key in ("hit@10", "ndcg@10"):
+            assert abs(ours[split][key] - recbole[split][key]) < 1e-3, (split, key)

@@ -182,7 +182,7 @@ def draw_pag(
     arc_top = max((-min(y for _, y in _bezier_points(g)) for g in geometry.values()), default=0.0)
     title_h = 30.0 if title else 0.0
     base_y = _MARGIN + title_h + max(arc_top, _R_TARGET) + 6.0
-    width = max(2 * _MARGIN + _DX * (n - 1) + 80.0, 460.0)
+    width = max(2 * _MARGIN + _DX * (n - 1) + 180.0, 460.0)  # room for the last rotated label
     height = base_y + _R_TARGET + _LABEL_SPACE + _LEGEND_HEIGHT
     x0 = _MARGIN + 20.0
     xs = {k: x0 + _DX * slot[k] for k in range(n)}
