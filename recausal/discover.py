@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from recausal.causal._graph import StructureResult
 from recausal.causal.pag import PAG
 from recausal.errors import InvalidInputError
 
@@ -85,6 +86,40 @@ class Discovery:
         return self.heads[head]
 
 
+def _meta(
+    settings: DiscoverySettings,
+    n_samples: int,
+    order_aware: bool,
+    aggregate: bool,
+    head: int | None,
+    result: StructureResult,
+) -> dict[str, Any]:
+    return {
+        **settings.to_dict(),
+        "n_samples": n_samples,
+        "order_aware": order_aware,
+        "heads": "aggregate" if aggregate else head,
+        "n_tests": int(result.n_tests),
+        "max_cond_size_reached": int(result.max_cond_size_reached),
+    }
+
+
+def structure_to_pag(
+    result: StructureResult,
+    items: Sequence[str],
+    settings: DiscoverySettings,
+    n_samples: int,
+    order_aware: bool,
+    aggregate: bool,
+    head: int | None = None,
+) -> PAG:
+    """The PAG (items, sepsets and meta attached) of one learned structure."""
+    meta = _meta(settings, n_samples, order_aware, aggregate, head, result)
+    return PAG.from_marks(
+        result.marks, items=list(items), target=len(items) - 1, sepsets=result.sepsets, meta=meta
+    )
+
+
 def learn_graph(
     attention: np.ndarray,
     items: Sequence[str],
@@ -94,7 +129,10 @@ def learn_graph(
     aggregate: bool,
     head: int | None = None,
 ) -> PAG:
-    """One PAG from attention ``(n, n)`` (or ``(H, n, n)`` summed over heads if ``aggregate``)."""
+    """One PAG from attention ``(n, n)`` (or ``(H, n, n)`` summed over heads if ``aggregate``).
+
+    The plain path: one CI test object and one structure search for one matrix.
+    """
     from recausal.causal.citest import AttentionCITest
     from recausal.causal.fci import fci
     from recausal.causal.icd import icd
@@ -104,17 +142,103 @@ def learn_graph(
     )
     learn = icd if settings.algorithm == "icd" else fci
     result = learn(test, len(items), max_cond_size=settings.max_cond_size, order_aware=order_aware)
-    meta = {
-        **settings.to_dict(),
-        "n_samples": n_samples,
-        "order_aware": order_aware,
-        "heads": "aggregate" if aggregate else head,
-        "n_tests": int(result.n_tests),
-        "max_cond_size_reached": int(result.max_cond_size_reached),
-    }
-    return PAG.from_marks(
-        result.marks, items=list(items), target=len(items) - 1, sepsets=result.sepsets, meta=meta
+    return structure_to_pag(result, items, settings, n_samples, order_aware, aggregate, head)
+
+
+def heads_to_learn(heads: Heads, n_heads: int) -> tuple[list[int], bool]:
+    """For ``heads`` (see :func:`discover`) and a model with ``n_heads``: the head indices
+    to learn one graph each from, and whether to learn the aggregate."""
+    if isinstance(heads, int) and not isinstance(heads, bool):
+        if not 0 <= heads < n_heads:
+            raise InvalidInputError(f"head must be in [0, {n_heads - 1}], got {heads}")
+        return [heads], False
+    if heads in ("each", "all"):
+        return list(range(n_heads)), heads == "all"
+    if heads == "aggregate":
+        return [], True
+    raise InvalidInputError(
+        f"heads must be 'aggregate', 'each', 'all' or a head index, got {heads!r}"
     )
+
+
+@dataclass(frozen=True)
+class Structures:
+    """The structures learned for one history (before they are wrapped as PAGs)."""
+
+    heads: tuple[StructureResult, ...]
+    aggregate: StructureResult | None
+
+
+def learn_structures(
+    attentions: Sequence[np.ndarray],
+    settings: DiscoverySettings,
+    n_samples: int,
+    order_aware: bool,
+    heads: Heads = "aggregate",
+    batched: bool = True,
+) -> list[Structures]:
+    """The requested structures for many histories' attention ``(H, n+1, n+1)`` at once.
+
+    Histories of the same length are learned together (:func:`recausal.causal.learn.learn_pags`
+    shares the correlation matrices and the order-0 and order-1 tests of the whole group);
+    the result equals :func:`learn_graph` on each matrix alone. ``batched=False`` takes that
+    plain path (one CI test object and one search per matrix), for comparisons.
+    """
+    from recausal.causal.learn import learn_pags
+
+    if not attentions:
+        return []
+    wanted, aggregate = heads_to_learn(heads, attentions[0].shape[0])
+    if not batched:
+        return [
+            _plain_structures(a, settings, n_samples, order_aware, wanted, aggregate)
+            for a in attentions
+        ]
+    groups: dict[int, list[int]] = {}
+    for u, a in enumerate(attentions):
+        groups.setdefault(a.shape[-1], []).append(u)
+    per_head: list[list[StructureResult]] = [[] for _ in attentions]
+    agg: list[StructureResult | None] = [None] * len(attentions)
+    options = {
+        "n_samples": n_samples,
+        "alpha": settings.alpha,
+        "algorithm": settings.algorithm,
+        "order_aware": order_aware,
+        "max_cond_size": settings.max_cond_size,
+    }
+    for members in groups.values():
+        stack = np.stack([attentions[u] for u in members])
+        for h in wanted:
+            for u, res in zip(members, learn_pags(stack[:, h], **options), strict=True):
+                per_head[u].append(res)
+        if aggregate:
+            found = learn_pags(stack, aggregate_heads=True, **options)
+            for u, res in zip(members, found, strict=True):
+                agg[u] = res
+    return [Structures(tuple(h), a) for h, a in zip(per_head, agg, strict=True)]
+
+
+def _plain_structures(
+    attention: np.ndarray,
+    settings: DiscoverySettings,
+    n_samples: int,
+    order_aware: bool,
+    wanted: list[int],
+    aggregate: bool,
+) -> Structures:
+    from recausal.causal.citest import AttentionCITest
+    from recausal.causal.fci import fci
+    from recausal.causal.icd import icd
+
+    learn = icd if settings.algorithm == "icd" else fci
+    n = attention.shape[-1]
+
+    def one(a: np.ndarray, agg: bool) -> StructureResult:
+        test = AttentionCITest(a, n_samples=n_samples, alpha=settings.alpha, aggregate_heads=agg)
+        return learn(test, n, max_cond_size=settings.max_cond_size, order_aware=order_aware)
+
+    heads = tuple(one(attention[h], False) for h in wanted)
+    return Structures(heads, one(attention, True) if aggregate else None)
 
 
 def graphs_from_attention(
@@ -129,23 +253,12 @@ def graphs_from_attention(
     items = [*model.decode(ids), model.items[target]]
     n_samples = settings.n_samples or model.hidden_size
     order_aware = model.causal_attention if settings.order_aware is None else settings.order_aware
-    if isinstance(heads, int) and not isinstance(heads, bool):
-        if not 0 <= heads < attention.shape[0]:
-            raise InvalidInputError(f"head must be in [0, {attention.shape[0] - 1}], got {heads}")
-        wanted = [heads]
-    elif heads in ("each", "all"):
-        wanted = list(range(attention.shape[0]))
-    elif heads == "aggregate":
-        wanted = []
-    else:
-        raise InvalidInputError(
-            f"heads must be 'aggregate', 'each', 'all' or a head index, got {heads!r}"
-        )
+    wanted, aggregate = heads_to_learn(heads, attention.shape[0])
     per_head = tuple(
         learn_graph(attention[h], items, settings, n_samples, order_aware, False, h) for h in wanted
     )
     agg = None
-    if heads in ("aggregate", "all"):
+    if aggregate:
         agg = learn_graph(attention, items, settings, n_samples, order_aware, True)
     return Discovery(
         history=tuple(items[:-1]),
@@ -154,6 +267,33 @@ def graphs_from_attention(
         heads=per_head,
         aggregate=agg,
     )
+
+
+def graphs_from_attention_many(
+    model: SequentialModel,
+    ids: Sequence[np.ndarray],
+    targets: Sequence[int],
+    attentions: Sequence[np.ndarray],
+    settings: DiscoverySettings,
+    heads: Heads = "aggregate",
+) -> list[Discovery]:
+    """:func:`graphs_from_attention` for many histories, learned in batches of equal length."""
+    n_samples = settings.n_samples or model.hidden_size
+    order_aware = model.causal_attention if settings.order_aware is None else settings.order_aware
+    learned = learn_structures(attentions, settings, n_samples, order_aware, heads)
+    wanted, _ = heads_to_learn(heads, attentions[0].shape[0]) if attentions else ([], False)
+    out = []
+    for s, t, a, found in zip(ids, targets, attentions, learned, strict=True):
+        items = [*model.decode(s), model.items[t]]
+        per_head = tuple(
+            structure_to_pag(r, items, settings, n_samples, order_aware, False, h)
+            for h, r in zip(wanted, found.heads, strict=True)
+        )
+        agg = None
+        if found.aggregate is not None:
+            agg = structure_to_pag(found.aggregate, items, settings, n_samples, order_aware, True)
+        out.append(Discovery(tuple(items[:-1]), items[-1], a, per_head, agg))
+    return out
 
 
 def discover(

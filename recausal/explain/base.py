@@ -230,11 +230,25 @@ class Batch:
         np.add.at(self.calls, pairs[0], 1)
         np.add.at(self.rows, owners, 1)
 
+    #: histories per forward pass when scoring
+    batch_size: ClassVar[int] = 1024
+
     def score(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of ``seqs`` (row ``i`` belongs to history ``owners[i]``), in one batch."""
-        batch_size = 1024
-        out = self.model.score_ids(seqs, batch_size=batch_size)
-        self._account(owners, batch_size)
+        out = self.model.score_ids(seqs, batch_size=self.batch_size)
+        self._account(owners, self.batch_size)
+        return out
+
+    def top1(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
+        """The top-1 item id of each of ``seqs``: as ``score(...).argmax(axis=1)``, but scored
+        chunk by chunk so that memory stays bounded however many sets are tried."""
+        out = np.empty(len(seqs), dtype=np.int64)
+        for start in range(0, len(seqs), self.batch_size):
+            chunk = seqs[start : start + self.batch_size]
+            out[start : start + len(chunk)] = self.model.score_ids(
+                chunk, batch_size=self.batch_size
+            ).argmax(axis=1)
+        self._account(owners, self.batch_size)
         return out
 
     def attention(
@@ -268,7 +282,7 @@ class Batch:
             seqs += [remove_positions(self.ids[u], c, removal) for c in cands]
         if not seqs:
             return {u: ([], np.empty(0, dtype=np.int64)) for u in candidates}
-        new_top = self.score(owners, seqs).argmax(axis=1)
+        new_top = self.top1(owners, seqs)
         result: dict[int, tuple[list[int], np.ndarray]] = {}
         offset = 0
         for u, cands in candidates.items():

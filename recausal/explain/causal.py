@@ -4,15 +4,34 @@ recommended item for the smallest set of history items whose removal changes the
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from recausal.causal.pag import PDSTree
-from recausal.discover import DiscoverySettings, Heads, graphs_from_attention
+from recausal.causal.pag import PAG, PDSTree
+from recausal.discover import (
+    DiscoverySettings,
+    Heads,
+    heads_to_learn,
+    learn_structures,
+    structure_to_pag,
+)
 from recausal.explain.base import Baseline, Batch, Explainer, Found, Removal, share_of_sets
 from recausal.explain.baselines import search_by_size
 
 if TYPE_CHECKING:
-    from recausal.causal.pag import PAG
+    from recausal.causal._graph import StructureResult
+
+
+@dataclass(frozen=True)
+class _Learned:
+    """One history's learned structures ``(result, aggregate?, head)``, their PDS trees, the
+    tree searched, and the settings they were learned with."""
+
+    results: list[tuple[StructureResult, bool, int | None]]
+    trees: list[PDSTree]
+    tree: PDSTree
+    n_samples: int
+    order_aware: bool
 
 
 class CausalExplainer(Explainer):
@@ -33,6 +52,8 @@ class CausalExplainer(Explainer):
     """
 
     name = "causal"
+    #: learn the graphs of equal-length histories together (False: one matrix at a time)
+    _batched: bool = True
 
     def __init__(
         self,
@@ -56,40 +77,58 @@ class CausalExplainer(Explainer):
             **self.settings.to_dict(),
         }
 
-    def _graphs(
-        self, batch: Batch, bases: list[Baseline]
-    ) -> list[tuple[list[PAG], list[PDSTree], PDSTree]]:
-        """Per history: the learned graph(s), their PDS trees, and the tree searched (with one
-        graph per head, a node's distance is its smallest over the heads' trees)."""
-        attention = batch.attention([b.target for b in bases], self.settings.layer)
+    def _graphs(self, batch: Batch, bases: list[Baseline]) -> list[_Learned]:
+        """Per history: the learned structure(s), their PDS trees, and the tree searched (with
+        one graph per head, a node's distance is its smallest over the heads' trees).
+
+        The structures of all histories are learned in batches of equal length; a full
+        :class:`PAG` (items, separating sets, meta) is built later, only for the graph kept.
+        """
+        model = batch.model
+        targets = [b.target for b in bases]
+        attention = batch.attention(targets, self.settings.layer)
+        n_samples = self.settings.n_samples or model.hidden_size
+        order_aware = self.settings.order_aware
+        if order_aware is None:
+            order_aware = model.causal_attention
+        if self._batched:
+            learned = learn_structures(attention, self.settings, n_samples, order_aware, self.heads)
+        else:  # the plain path: one CI test and one search per matrix (for comparisons)
+            learned = [
+                learn_structures([a], self.settings, n_samples, order_aware, self.heads, False)[0]
+                for a in attention
+            ]
         out = []
-        for ids, base, attn in zip(batch.ids, bases, attention, strict=True):
-            found = graphs_from_attention(
-                batch.model, ids, base.target, attn, self.settings, self.heads
-            )
-            graphs = [found.aggregate] if found.aggregate is not None else list(found.heads)
-            trees = [g.pds_tree() for g in graphs]
+        for found in learned:
+            if found.aggregate is not None:
+                results = [(found.aggregate, True, None)]
+            else:
+                wanted, _ = heads_to_learn(self.heads, attention[0].shape[0])
+                results = [(r, False, h) for h, r in zip(wanted, found.heads, strict=True)]
+            trees = [PAG.from_marks(r.marks).pds_tree() for r, _, _ in results]
             if len(trees) == 1:
-                out.append((graphs, trees, trees[0]))
-                continue
-            nodes: dict[int, int] = {}
-            for tree in trees:
-                for node, dist in tree.nodes.items():
-                    nodes[node] = min(dist, nodes.get(node, dist))
-            out.append((graphs, trees, PDSTree(root=trees[0].root, nodes=nodes, parent={})))
+                tree = trees[0]
+            else:
+                nodes: dict[int, int] = {}
+                for t in trees:
+                    for node, dist in t.nodes.items():
+                        nodes[node] = min(dist, nodes.get(node, dist))
+                tree = PDSTree(root=trees[0].root, nodes=nodes, parent={})
+            out.append(_Learned(results, trees, tree, n_samples, order_aware))
         return out
 
     def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
         graphs = self._graphs(batch, bases)
 
         def candidates_of(u: int, size: int) -> list[tuple[int, ...]]:
-            return list(itertools.islice(graphs[u][2].candidate_sets(size), self.max_candidates))
+            return list(itertools.islice(graphs[u].tree.candidate_sets(size), self.max_candidates))
 
         searched = search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
         found = []
-        for ids, (pags, trees, tree), (sets, rep, tested) in zip(
-            batch.ids, graphs, searched, strict=True
+        for u, (ids, learned, (sets, rep, tested)) in enumerate(
+            zip(batch.ids, graphs, searched, strict=True)
         ):
+            trees, tree = learned.trees, learned.tree
             n = len(ids)
             scores = share_of_sets(n, sets)
             for node, dist in tree.nodes.items():  # closeness in the tree breaks ties (< 0.25)
@@ -105,5 +144,16 @@ class CausalExplainer(Explainer):
                 "tree_nodes": len(tree.nodes) - 1,
                 "graph_head": None if self.heads == "aggregate" else best,
             }
-            found.append(Found(sets, rep, scores, graph=pags[best], meta=meta))
+            result, aggregate, head = learned.results[best]
+            items = [*batch.model.decode(ids), batch.model.items[bases[u].target]]
+            graph = structure_to_pag(
+                result,
+                items,
+                self.settings,
+                learned.n_samples,
+                learned.order_aware,
+                aggregate,
+                head,
+            )
+            found.append(Found(sets, rep, scores, graph=graph, meta=meta))
         return found

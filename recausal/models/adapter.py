@@ -100,6 +100,8 @@ class SequentialModel(ABC):
     encoder_path: str | None = "trm_encoder"
     #: why ``attention`` is unavailable when the network has no encoder at ``encoder_path``
     no_attention_reason: str = "no self-attention"
+    #: score with a last layer computed only at the position that is read (SASRec, BERT4Rec)
+    one_row_last_layer: bool = True
 
     def __init__(
         self,
@@ -350,6 +352,40 @@ class SequentialModel(ABC):
         return self.attention_ids([ids], [tid], layer)[0]
 
 
+def _encode_at(
+    net: torch.nn.Module, batch: torch.Tensor, rows: torch.Tensor, bidirectional: bool
+) -> torch.Tensor:
+    """The deepest transformer layer's output at one position per sequence, ``(B, hidden)``.
+
+    The same computation as RecBole's SASRec/BERT4Rec ``forward`` (evaluation mode, dropout is
+    the identity) followed by picking position ``rows[b]`` of sequence ``b``, except that the
+    last layer computes its query, attention output and feed-forward block only for that
+    position: every other position of the last layer is discarded anyway. Keys and values
+    still come from every position, so the result is the same up to float rounding.
+    """
+    length = batch.size(1)
+    positions = torch.arange(length, dtype=torch.long).unsqueeze(0).expand_as(batch)
+    hidden = net.LayerNorm(net.item_embedding(batch) + net.position_embedding(positions))
+    mask = net.get_attention_mask(batch, bidirectional=bidirectional)  # (B, 1, L or 1, L)
+    layers = net.trm_encoder.layer
+    for layer in layers[:-1]:
+        hidden = layer(hidden, mask)
+    last = layers[-1]
+    mha = last.multi_head_attention
+    index = torch.arange(batch.size(0))
+    own = hidden[index, rows]  # (B, hidden)
+    heads, size = mha.num_attention_heads, mha.attention_head_size
+    query = mha.query(own).view(-1, heads, 1, size)
+    key = mha.key(hidden).view(batch.size(0), length, heads, size).permute(0, 2, 3, 1)
+    value = mha.value(hidden).view(batch.size(0), length, heads, size).permute(0, 2, 1, 3)
+    scores = torch.matmul(query, key) / mha.sqrt_attention_head_size
+    row_mask = mask[index, :, rows if mask.size(2) > 1 else 0].unsqueeze(2)  # (B, 1, 1, L)
+    probs = mha.softmax(scores + row_mask)
+    context = torch.matmul(probs, value).reshape(-1, mha.all_head_size)
+    attended = mha.LayerNorm(mha.dense(context) + own)
+    return last.feed_forward(attended)
+
+
 class SASRecModel(SequentialModel):
     """RecBole's SASRec: left-to-right attention; the recommendation is appended."""
 
@@ -360,7 +396,10 @@ class SASRecModel(SequentialModel):
 
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
         batch, lengths = self._pad(seqs, extra=0)
-        hidden = self.net.forward(batch, lengths)
+        if self.one_row_last_layer:
+            hidden = _encode_at(self.net, batch, lengths - 1, bidirectional=False)
+        else:
+            hidden = self.net.forward(batch, lengths)
         return hidden @ self.net.item_embedding.weight.T
 
 
@@ -384,7 +423,12 @@ class BERT4RecModel(SequentialModel):
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
         batch, lengths = self._pad(seqs, extra=1)
         batch[torch.arange(len(seqs)), lengths] = self.mask_id
-        hidden = self.net.forward(batch)[torch.arange(len(seqs)), lengths]
+        if self.one_row_last_layer:
+            net = self.net
+            hidden = _encode_at(net, batch, lengths, bidirectional=True)
+            hidden = net.output_ln(net.output_gelu(net.output_ffn(hidden)))
+        else:
+            hidden = self.net.forward(batch)[torch.arange(len(seqs)), lengths]
         weights = self.net.item_embedding.weight[: self.net.n_items]
         return hidden @ weights.T + self.net.output_bias
 

@@ -1,0 +1,400 @@
+"""Speed of the whole pipeline: every user of a dataset explained, one user's latency, and how
+graph learning grows with the history length.
+
+    python benchmarks/run.py                 # all three parts, shipped ml-100k bundles (~5 min)
+    python benchmarks/run.py --quick         # a one-minute smoke run
+    python benchmarks/run.py --parts e2e --models sasrec-ml100k --users 200 --compare-plain
+
+Tables printed:
+
+(a) ``e2e``: the causal explainer (default parameters) on every user of the model's dataset,
+    in one ``explain_many`` call: total seconds, the split by stage and its share, forward
+    passes per user, edited histories scored per second, peak RSS. ``--compare-plain`` also
+    runs the plain path (one matrix at a time) on the first users, side by side, and checks
+    that both give the same explanations and graphs.
+(b) ``latency``: one user explained at a time on a warm model, p50 and p95.
+(c) ``scaling``: graph learning (ICD) on synthetic softmax attention for 10…200 positions,
+    causal and bidirectional: seconds per matrix, a fitted exponent of time against n, and a
+    PNG plot in ``benchmarks/out/``.
+
+Stage times come from timers wrapped around the pipeline's functions for the run only.
+The machine's load average is printed: on a shared machine compare ratios measured in the
+same run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import resource
+import sys
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent / "out"
+
+STAGES = (
+    ("forward", "model forward, abductive step (scores + attention)"),
+    ("ci", "covariance + CI tests"),
+    ("structure", "structure learning (ICD search, orientation)"),
+    ("graphs", "PAGs, PDS trees, candidate sets"),
+    ("validation", "candidate validation (batched model calls)"),
+)
+
+
+# ------------------------------------------------------------------------------- timing hooks
+
+
+class StageTimer:
+    """Accumulates wall time of wrapped functions by stage name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def wrap(self, stage: str, fn: Callable) -> Callable:
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - t0
+                self.calls[stage] += 1
+
+        return timed
+
+
+@contextlib.contextmanager
+def patched(timer: StageTimer) -> Iterator[None]:
+    """Wrap the pipeline's stage functions with ``timer`` (restored on exit)."""
+    import recausal.causal.citest as citest
+    import recausal.causal.learn as learn
+    import recausal.explain.causal as causal
+    from recausal.explain.base import Batch
+
+    targets = [
+        (Batch, "baselines", "forward"),
+        (Batch, "attention", "forward"),
+        (Batch, "first_valid", "validation"),
+        (causal, "learn_structures", "learn_total"),
+        (learn, "correlation_from_attention", "ci"),
+        (citest, "correlation_from_attention", "ci"),
+        (learn, "_order1_decisions", "ci"),
+        (citest.CorrelationCITest, "independent_many", "ci"),
+        (citest.CorrelationCITest, "pvalues", "ci"),
+    ]
+    saved = []
+    for owner, name, stage in targets:
+        if not hasattr(owner, name):
+            continue
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        saved.append((owner, name, original))
+        setattr(owner, name, timer.wrap(stage, original))
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def table(headers: list[str], rows: list[list[object]]) -> str:
+    """A plain-text table with right-aligned columns."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(headers))]
+    lines = [" | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------- (a) end to end
+
+
+def all_histories(model) -> list[list[str]]:
+    """Every user's history in the model's dataset (dataset order)."""
+    from recausal.data import dataset_histories, resolve_dataset
+
+    return list(dataset_histories(resolve_dataset(model.dataset_name)).values())
+
+
+def explain_all(model, histories, *, batched: bool = True) -> tuple[list, StageTimer, float]:
+    """Explain ``histories`` in one call; the explanations, stage timer and wall seconds."""
+    from recausal.explain.causal import CausalExplainer
+
+    explainer = CausalExplainer()
+    explainer._batched = batched
+    timer = StageTimer()
+    with patched(timer), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # histories longer than the model's capacity
+        t0 = time.perf_counter()
+        found = explainer.explain_many(model, histories)
+        wall = time.perf_counter() - t0
+    timer.seconds["structure"] = timer.seconds.pop("learn_total", 0.0) - timer.seconds["ci"]
+    inner = sum(timer.seconds[s] for s in ("forward", "ci", "structure", "validation"))
+    timer.seconds["graphs"] = max(wall - inner, 0.0)
+    return found, timer, wall
+
+
+def same_results(a: list, b: list) -> bool:
+    """Whether two lists of explanations agree in everything but timing (graphs included)."""
+
+    def strip(e) -> dict:
+        d = e.to_dict()
+        d.pop("seconds")
+        d.pop("model_calls")
+        return d
+
+    return len(a) == len(b) and all(strip(x) == strip(y) for x, y in zip(a, b, strict=True))
+
+
+def run_e2e(models: list, n_users: int | None, compare: int) -> None:
+    """Table (a): every user explained, per model."""
+    print(f"\n(a) causal explainer, all users, one process (load average {load_average()})")
+    summary = []
+    for name, model in models:
+        histories = all_histories(model)
+        if n_users is not None:
+            histories = histories[:n_users]
+        passes0, scored0 = model.forward_passes, model.histories_scored
+        found, timer, wall = explain_all(model, histories)
+        users = len(found)
+        rows = []
+        for key, label in STAGES:
+            sec = timer.seconds.get(key, 0.0)
+            rows.append([label, f"{sec:.2f}", f"{100 * sec / wall:.1f}%"])
+        rows.append(["total", f"{wall:.2f}", "100.0%"])
+        edited = sum(e.histories_scored for e in found) - users
+        val_s = timer.seconds.get("validation", 0.0)
+        print(f"\n{name}: {users} users, load average {load_average()}")
+        print(table(["stage", "seconds", "share"], rows))
+        valid = sum(e.valid for e in found)
+        sizes = [e.size for e in found if e.valid]
+        summary.append(
+            [
+                name,
+                users,
+                f"{wall:.1f}",
+                f"{1000 * wall / users:.0f}",
+                f"{np.mean([e.model_calls for e in found]):.1f}",
+                f"{(model.forward_passes - passes0) / users:.3f}",
+                f"{(model.histories_scored - scored0) / users:.1f}",
+                f"{edited / val_s:.0f}" if val_s > 0 else "-",
+                f"{valid}/{users}",
+                f"{np.mean(sizes):.2f}" if sizes else "-",
+                f"{peak_rss_mib():.0f}",
+            ]
+        )
+        if compare:
+            sub = histories[:compare]
+            plain, ptimer, t_plain = explain_all(model, sub, batched=False)
+            fast, ftimer, t_fast = explain_all(model, sub)
+            learn_fast = ftimer.seconds
+            print(
+                f"  plain vs batched on the first {len(sub)} users (same run, load "
+                f"{load_average()}): plain {t_plain:.2f} s, batched {t_fast:.2f} s "
+                f"(x{t_plain / t_fast:.2f}); graph learning plain "
+                f"{ptimer.seconds['ci'] + ptimer.seconds['structure']:.2f} s, batched "
+                f"{learn_fast['ci'] + learn_fast['structure']:.2f} s; identical results: "
+                f"{same_results(fast, plain)}"
+            )
+    print()
+    print(
+        table(
+            [
+                "model",
+                "users",
+                "total s",
+                "ms/user",
+                "passes/user (shared)",
+                "passes/user (own)",
+                "histories/user",
+                "edited hist./s",
+                "valid",
+                "mean size",
+                "peak RSS MiB",
+            ],
+            summary,
+        )
+    )
+    print(
+        "passes/user (shared): batched forward passes each user took part in; (own): the "
+        "run's forward passes divided by users."
+    )
+
+
+# ------------------------------------------------------------------------------- (b) latency
+
+
+def run_latency(models: list, n_users: int) -> None:
+    """Table (b): one user at a time on a warm model."""
+    from recausal.explain.causal import CausalExplainer
+
+    print(f"\n(b) latency of one user explained, warm model (load average {load_average()})")
+    rows = []
+    for name, model in models:
+        histories = all_histories(model)
+        step = max(1, len(histories) // n_users)
+        chosen = histories[::step][:n_users]
+        explainer = CausalExplainer()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            explainer.explain(model, chosen[0])  # warm-up
+            times = []
+            for h in chosen:
+                t0 = time.perf_counter()
+                explainer.explain(model, h)
+                times.append(time.perf_counter() - t0)
+        ms = 1000 * np.array(times)
+        rows.append(
+            [
+                name,
+                len(ms),
+                f"{np.percentile(ms, 50):.0f}",
+                f"{np.percentile(ms, 95):.0f}",
+                f"{ms.max():.0f}",
+            ]
+        )
+    print(table(["model", "users", "p50 ms", "p95 ms", "max ms"], rows))
+
+
+# ------------------------------------------------------------------------------- (c) scaling
+
+
+def run_scaling(sizes: list[int], per_size: int, budget: float) -> None:
+    """Table (c): ICD time per matrix against the number of positions."""
+    from recausal.causal._synthetic import random_softmax_attention
+    from recausal.causal.learn import learn_pags
+
+    print(
+        f"\n(c) graph learning (ICD, alpha 0.01, 64 samples) on synthetic softmax attention, "
+        f"time per matrix (load average {load_average()})"
+    )
+    results: dict[str, list[tuple[int, float]]] = {"causal": [], "bidirectional": []}
+    rows = []
+    for n in sizes:
+        row: list[object] = [n]
+        for kind, causal in (("causal", True), ("bidirectional", False)):
+            attn = random_softmax_attention(n, causal=causal, seed=n, batch=per_size, dim=32)
+            done, t0 = 0, time.perf_counter()
+            edges = []
+            for k in range(per_size):  # one at a time, so a budget can stop a slow size
+                res = learn_pags(attn[k : k + 1], n_samples=64, alpha=0.01, order_aware=causal)
+                edges.append(int((res[0].marks != 0).sum()) // 2)
+                done += 1
+                if time.perf_counter() - t0 > budget:
+                    break
+            per = (time.perf_counter() - t0) / done
+            results[kind].append((n, per))
+            row += [f"{1000 * per:.1f}", done, f"{np.mean(edges):.0f}"]
+        rows.append(row)
+    headers = ["n"]
+    for kind in results:
+        headers += [f"{kind} ms", "matrices", "edges"]
+    print(table(headers, rows))
+    fits = {}
+    for kind, pts in results.items():
+        n = np.log([p[0] for p in pts])
+        t = np.log([p[1] for p in pts])
+        fits[kind] = float(np.polyfit(n, t, 1)[0]) if len(pts) >= 2 else float("nan")
+    print("fitted exponent (time ~ n^k): " + ", ".join(f"{k} k={v:.2f}" for k, v in fits.items()))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot")
+        return
+    OUT.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for kind, pts in results.items():
+        ax.loglog(
+            [p[0] for p in pts],
+            [1000 * p[1] for p in pts],
+            "o-",
+            label=f"{kind} (k={fits[kind]:.2f})",
+        )
+    ax.set_xlabel("positions n (history + target)")
+    ax.set_ylabel("ms per attention matrix")
+    ax.set_title("ICD on synthetic softmax attention")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = OUT / "graph_scaling.png"
+    fig.savefig(path, dpi=120)
+    print(f"plot: {path}")
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags and run the requested parts."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parts", nargs="+", choices=("e2e", "latency", "scaling"), default=None)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["sasrec-ml100k", "bert4rec-ml100k"],
+        help="shipped bundle names or bundle paths",
+    )
+    parser.add_argument("--users", type=int, default=None, help="first N users (default: all)")
+    parser.add_argument(
+        "--compare-plain", type=int, default=0, metavar="N", help="also time the plain path on N"
+    )
+    parser.add_argument("--latency-users", type=int, default=30)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 30, 50, 75, 100, 150, 200])
+    parser.add_argument("--matrices", type=int, default=8, help="matrices per size (scaling)")
+    parser.add_argument("--budget", type=float, default=10.0, help="seconds per size and kind")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    args = parser.parse_args(argv)
+    parts = args.parts or ["e2e", "latency", "scaling"]
+    if args.quick:
+        args.users = args.users or 50
+        args.latency_users = min(args.latency_users, 5)
+        args.sizes = [10, 30, 50, 100]
+        args.matrices = 3
+        args.budget = 2.0
+        args.compare_plain = min(args.compare_plain, 20)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    print(
+        f"recausal benchmarks: {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}, "
+        f"load average {load_average()}, python {sys.version.split()[0]}"
+    )
+    models = []
+    if {"e2e", "latency"} & set(parts):
+        from recausal.models import load_model
+
+        for name in args.models:
+            models.append((Path(name).name, load_model(name)))
+    if "e2e" in parts:
+        run_e2e(models, args.users, args.compare_plain)
+    if "latency" in parts:
+        run_latency(models, args.latency_users)
+    if "scaling" in parts:
+        run_scaling(args.sizes, args.matrices, args.budget)
+    print(f"\npeak RSS of the whole run: {peak_rss_mib():.0f} MiB; load average {load_average()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
