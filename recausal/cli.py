@@ -77,11 +77,16 @@ def history_options(f: Callable) -> Callable:
 def resolve_history(
     model: Any, user: str | None, history: str | None
 ) -> tuple[list[str], str | None]:
-    """The history named on the command line (``--user`` or ``--history``)."""
+    """The history named on the command line (``--user`` or ``--history``).
+
+    A user's history is cut to the items the model uses (its most recent ``capacity``) without
+    a warning: that is expected for long-standing users. A ``--history`` that is too long is
+    cut by the adapter, which warns.
+    """
     if (user is None) == (history is None):
         raise click.UsageError('give exactly one of --user ID or --history "i1,i2,..."')
     if user is not None:
-        return model.user_history(user), str(user)
+        return model.user_history(user)[-model.capacity :], str(user)
     items = [t.strip() for t in history.split(",") if t.strip()]
     return items, None
 

@@ -574,7 +574,9 @@ def evaluate(
             "workers > 1 and engine='ray' need a model loaded from a bundle (model.path is None)"
         )
     user_ids = resolve_users(model, users)
-    histories = {u: model.user_history(u) for u in user_ids}
+    # Each user's most recent items that the model uses (the adapter would keep the same ones,
+    # with a truncation warning per user).
+    histories = {u: model.user_history(u)[-model.capacity :] for u in user_ids}
     chunks: list[Chunk] = [
         (i // spec.chunk_size, [(u, histories[u]) for u in user_ids[i : i + spec.chunk_size]])
         for i in range(0, len(user_ids), spec.chunk_size)
