@@ -72,6 +72,7 @@ class Discovery:
     attention: np.ndarray = field(repr=False)
     heads: tuple[PAG, ...] = ()
     aggregate: PAG | None = None
+    head_ids: tuple[int, ...] = ()
 
     def pag(self, head: int | None = None) -> PAG:
         """The aggregate graph (``head=None``) or one head's graph."""
@@ -79,11 +80,10 @@ class Discovery:
             if self.aggregate is None:
                 raise InvalidInputError("the aggregate graph was not learned (heads='each')")
             return self.aggregate
-        if not self.heads:
-            raise InvalidInputError("per-head graphs were not learned (heads='aggregate')")
-        if not 0 <= head < len(self.heads):
-            raise InvalidInputError(f"head must be in [0, {len(self.heads) - 1}], got {head}")
-        return self.heads[head]
+        if head not in self.head_ids:
+            learned = ", ".join(map(str, self.head_ids)) or "none (heads='aggregate')"
+            raise InvalidInputError(f"no graph was learned for head {head!r}; learned: {learned}")
+        return self.heads[self.head_ids.index(head)]
 
 
 def _meta(
@@ -266,6 +266,7 @@ def graphs_from_attention(
         attention=attention,
         heads=per_head,
         aggregate=agg,
+        head_ids=tuple(wanted),
     )
 
 
@@ -292,7 +293,7 @@ def graphs_from_attention_many(
         agg = None
         if found.aggregate is not None:
             agg = structure_to_pag(found.aggregate, items, settings, n_samples, order_aware, True)
-        out.append(Discovery(tuple(items[:-1]), items[-1], a, per_head, agg))
+        out.append(Discovery(tuple(items[:-1]), items[-1], a, per_head, agg, tuple(wanted)))
     return out
 
 

@@ -105,6 +105,6 @@ def test_graph_json_and_svg(sasrec_bundle, tmp_path):
     drawn = runner.invoke(
         cli, ["graph", "-m", str(sasrec_bundle), "--user", "2", "--head", "1", "--svg", str(svg)]
     )
-    assert drawn.exit_code == 0 and svg.read_text().count("class='node") == len(pag["nodes"])
+    assert drawn.exit_code == 0 and svg.read_text().count("data-node=") == len(pag["nodes"])
     bad = runner.invoke(cli, ["graph", "-m", str(sasrec_bundle), "--user", "2", "--head", "9"])
     assert bad.exit_code == 2
