@@ -1,17 +1,18 @@
 """Speed of the whole pipeline: every user of a dataset explained, one user's latency, and how
 graph learning grows with the history length.
 
-    python benchmarks/run.py                 # all three parts, shipped ml-100k bundles (~5 min)
+    python benchmarks/run.py                 # all three parts, 200 users per model (~5 min)
+    python benchmarks/run.py --all           # (a) over all 943 ml-100k users (~15 min today)
     python benchmarks/run.py --quick         # a one-minute smoke run
     python benchmarks/run.py --parts e2e --models sasrec-ml100k --users 200 --compare-plain
 
 Tables printed:
 
-(a) ``e2e``: the causal explainer (default parameters) on every user of the model's dataset,
-    in one ``explain_many`` call: total seconds, the split by stage and its share, forward
-    passes per user, edited histories scored per second, peak RSS. ``--compare-plain`` also
-    runs the plain path (one matrix at a time) on the first users, side by side, and checks
-    that both give the same explanations and graphs.
+(a) ``e2e``: the causal explainer (default parameters) on the first 200 users of the model's
+    dataset (``--all``: every user), in one ``explain_many`` call: total seconds, the split
+    by stage and its share, forward passes per user, edited histories scored per second, peak
+    RSS. ``--compare-plain N`` also runs the plain path (one matrix at a time) on the first N
+    users, side by side, and checks that both give the same explanations and graphs.
 (b) ``latency``: one user explained at a time on a warm model, p50 and p95.
 (c) ``scaling``: graph learning (ICD) on synthetic softmax attention for 10…200 positions,
     causal and bidirectional: seconds per matrix, a fitted exponent of time against n, and a
@@ -164,7 +165,7 @@ def same_results(a: list, b: list) -> bool:
 
 def run_e2e(models: list, n_users: int | None, compare: int) -> None:
     """Table (a): every user explained, per model."""
-    print(f"\n(a) causal explainer, all users, one process (load average {load_average()})")
+    print(f"\n(a) causal explainer, all users in one call, one process (load {load_average()})")
     summary = []
     for name, model in models:
         histories = all_histories(model)
@@ -181,6 +182,12 @@ def run_e2e(models: list, n_users: int | None, compare: int) -> None:
         edited = sum(e.histories_scored for e in found) - users
         val_s = timer.seconds.get("validation", 0.0)
         print(f"\n{name}: {users} users, load average {load_average()}")
+        if n_users is not None:
+            total = len(all_histories(model))
+            print(
+                f"(first {users} of {total} users; all users, extrapolated: "
+                f"{wall * total / users:.0f} s; run with --all to measure)"
+            )
         print(table(["stage", "seconds", "share"], rows))
         valid = sum(e.valid for e in found)
         sizes = [e.size for e in found if e.valid]
@@ -198,6 +205,11 @@ def run_e2e(models: list, n_users: int | None, compare: int) -> None:
                 f"{np.mean(sizes):.2f}" if sizes else "-",
                 f"{peak_rss_mib():.0f}",
             ]
+        )
+        print(
+            f"  passes/user (shared) {summary[-1][4]}, histories scored/user {summary[-1][6]}, "
+            f"edited histories/s {summary[-1][7]}, valid {summary[-1][8]}, "
+            f"peak RSS {summary[-1][10]} MiB"
         )
         if compare:
             sub = histories[:compare]
@@ -353,7 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         default=["sasrec-ml100k", "bert4rec-ml100k"],
         help="shipped bundle names or bundle paths",
     )
-    parser.add_argument("--users", type=int, default=None, help="first N users (default: all)")
+    parser.add_argument(
+        "--users", type=int, default=200, help="first N users for (a) (default 200; see --all)"
+    )
+    parser.add_argument(
+        "--all", action="store_true", help="(a) over every user of the dataset (943 for ml-100k)"
+    )
     parser.add_argument(
         "--compare-plain", type=int, default=0, metavar="N", help="also time the plain path on N"
     )
@@ -365,8 +382,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
     args = parser.parse_args(argv)
     parts = args.parts or ["e2e", "latency", "scaling"]
+    if args.all:
+        args.users = None
     if args.quick:
-        args.users = args.users or 50
+        args.users = 50 if args.users is not None else None
         args.latency_users = min(args.latency_users, 5)
         args.sizes = [10, 30, 50, 100]
         args.matrices = 3
