@@ -215,6 +215,9 @@ class Found:
 class Batch:
     """Encoded histories explained together: batched model calls with per-history accounting."""
 
+    #: histories per forward pass when scoring
+    batch_size: ClassVar[int] = 1024
+
     def __init__(self, model: SequentialModel, ids: list[np.ndarray]) -> None:
         self.model = model
         self.ids = ids
@@ -229,9 +232,6 @@ class Batch:
         pairs = np.unique(np.stack([owners, np.arange(owners.size) // chunk]), axis=1)
         np.add.at(self.calls, pairs[0], 1)
         np.add.at(self.rows, owners, 1)
-
-    #: histories per forward pass when scoring
-    batch_size: ClassVar[int] = 1024
 
     def score(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of ``seqs`` (row ``i`` belongs to history ``owners[i]``), in one batch."""
@@ -311,7 +311,7 @@ def build_explanation(
     """Assemble an :class:`Explanation` (ranking sorted by score, more recent first on ties)."""
     history = tuple(model.decode(ids))
     scores = found.position_scores
-    order = sorted(range(len(ids)), key=lambda p: (-scores[p], -p))
+    order = ranking_order(scores)
     replacement = found.replacement
     return Explanation(
         explainer=explainer.name,
