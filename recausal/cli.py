@@ -108,13 +108,19 @@ def _echo_json(obj: Any) -> None:
     "-k", default=10, show_default=True, type=click.IntRange(min=1), help="Number of items."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--exclude-seen", is_flag=True, help="Leave out items already in the history.")
 def recommend(
-    model: str | None, user: str | None, history: str | None, k: int, as_json: bool
+    model: str | None,
+    user: str | None,
+    history: str | None,
+    k: int,
+    as_json: bool,
+    exclude_seen: bool,
 ) -> None:
     """Top-k recommendations for a user or a history."""
     m = _load(model)
     hist, user_id = resolve_history(m, user, history)
-    rec = m.recommend([hist], k=k)[0]
+    rec = m.recommend([hist], k=k, exclude_seen=exclude_seen)[0]
     rows = [
         {"rank": r, "item": item, "title": m.titles.get(item), "score": round(score, 6)}
         for r, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True), start=1)
@@ -263,6 +269,11 @@ def graph(
     help="Size of the original top-k list (for the replacement's rank).",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed (random explainer).")
+@click.option(
+    "--exclude-seen",
+    is_flag=True,
+    help="Explain the top item the user has not seen (history items never count as top-1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
 @click.option(
     "--html",
@@ -280,6 +291,7 @@ def explain(
     removal: str,
     k: int,
     seed: int,
+    exclude_seen: bool,
     as_json: bool,
     html: Path | None,
 ) -> None:
@@ -288,7 +300,9 @@ def explain(
 
     m = _load(model)
     hist, user_id = resolve_history(m, user, history)
-    e = get_explainer(explainer, max_size=max_size, removal=removal, seed=seed)
+    e = get_explainer(
+        explainer, max_size=max_size, removal=removal, seed=seed, exclude_seen=exclude_seen
+    )
     result = e.explain(m, hist, k=k)
     if html is not None:
         from recausal.report.html import explanation_html

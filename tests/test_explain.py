@@ -170,3 +170,22 @@ def test_removal_modes_and_bad_parameters():
         get_explainer("recency", removal="erase")
     with pytest.raises(InvalidInputError, match="unknown explainer 'nope'"):
         get_explainer("nope")
+
+
+@pytest.mark.parametrize("name", ["causal", "occlusion", "exhaustive"])
+def test_exclude_seen_explains_an_unseen_item_against_a_fixed_pool(sasrec, name):
+    rng = np.random.default_rng(5)
+    for _ in range(4):
+        history = [sasrec.items[i] for i in rng.integers(1, sasrec.n_items, size=6)]
+        rec = sasrec.recommend([history], k=3, exclude_seen=True)[0]
+        assert not set(rec.items) & set(history)
+        e = get_explainer(name, max_size=2, exclude_seen=True).explain(sasrec, history)
+        assert e.recommended == rec.top and e.meta["params"]["exclude_seen"] is True
+        for positions in e.sets:
+            kept = [t for p, t in enumerate(history) if p not in positions]
+            scores = sasrec.score([kept])[0]
+            scores[[sasrec.item_ids[t] for t in history]] = -np.inf  # the same pool as before
+            new_top = sasrec.items[int(np.argmax(scores))]
+            assert new_top != e.recommended and new_top not in history
+            if positions == e.sets[0]:
+                assert new_top == e.replacement

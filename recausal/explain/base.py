@@ -125,7 +125,13 @@ class Explainer(ABC):
 
     name: ClassVar[str] = ""
 
-    def __init__(self, max_size: int = 5, removal: Removal = "delete", seed: int = 0) -> None:
+    def __init__(
+        self,
+        max_size: int = 5,
+        removal: Removal = "delete",
+        seed: int = 0,
+        exclude_seen: bool = False,
+    ) -> None:
         if not isinstance(max_size, int) or isinstance(max_size, bool) or max_size < 1:
             raise InvalidInputError(f"max_size must be a positive integer, got {max_size!r}")
         if removal not in ("delete", "pad"):
@@ -133,10 +139,16 @@ class Explainer(ABC):
         self.max_size = max_size
         self.removal: Removal = removal
         self.seed = seed
+        self.exclude_seen = bool(exclude_seen)
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (recorded in every explanation's ``meta``)."""
-        return {"max_size": self.max_size, "removal": self.removal, "seed": self.seed}
+        return {
+            "max_size": self.max_size,
+            "removal": self.removal,
+            "seed": self.seed,
+            "exclude_seen": self.exclude_seen,
+        }
 
     def explain(self, model: SequentialModel, history: Sequence[str], k: int = 10) -> Explanation:
         """Explain the top-1 recommendation for one history (item tokens, oldest first)."""
@@ -153,7 +165,7 @@ class Explainer(ABC):
         """
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
-        batch = Batch(model, [model.encode(h) for h in histories])
+        batch = Batch(model, [model.encode(h) for h in histories], self.exclude_seen)
         if not batch.ids:
             return []
         bases = batch.baselines(k)
@@ -218,9 +230,14 @@ class Batch:
     #: histories per forward pass when scoring
     batch_size: ClassVar[int] = 1024
 
-    def __init__(self, model: SequentialModel, ids: list[np.ndarray]) -> None:
+    def __init__(
+        self, model: SequentialModel, ids: list[np.ndarray], exclude_seen: bool = False
+    ) -> None:
         self.model = model
         self.ids = ids
+        #: with ``exclude_seen``, each history's own items never count as its top-1 — neither
+        #: for the recommendation nor after a removal (a fixed candidate pool per user)
+        self.seen = [np.unique(i) for i in ids] if exclude_seen else None
         self.start = time.perf_counter()
         self.calls = np.zeros(len(ids), dtype=np.int64)
         self.rows = np.zeros(len(ids), dtype=np.int64)
@@ -239,15 +256,21 @@ class Batch:
         self._account(owners, self.batch_size)
         return out
 
+    def _mask_seen(self, scores: np.ndarray, owners: Sequence[int]) -> np.ndarray:
+        if self.seen is not None:
+            for row, u in enumerate(owners):
+                scores[row, self.seen[u]] = -np.inf
+        return scores
+
     def top1(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
         """The top-1 item id of each of ``seqs``: as ``score(...).argmax(axis=1)``, but scored
         chunk by chunk so that memory stays bounded however many sets are tried."""
         out = np.empty(len(seqs), dtype=np.int64)
         for start in range(0, len(seqs), self.batch_size):
             chunk = seqs[start : start + self.batch_size]
-            out[start : start + len(chunk)] = self.model.score_ids(
-                chunk, batch_size=self.batch_size
-            ).argmax(axis=1)
+            scores = self.model.score_ids(chunk, batch_size=self.batch_size)
+            self._mask_seen(scores, owners[start : start + len(chunk)])
+            out[start : start + len(chunk)] = scores.argmax(axis=1)
         self._account(owners, self.batch_size)
         return out
 
@@ -264,7 +287,7 @@ class Batch:
 
     def baselines(self, k: int) -> list[Baseline]:
         """Score every unedited history once."""
-        scores = self.score(range(len(self.ids)), self.ids)
+        scores = self._mask_seen(self.score(range(len(self.ids)), self.ids), range(len(self.ids)))
         return [Baseline.from_scores(row, k) for row in scores]
 
     def first_valid(

@@ -118,9 +118,10 @@ class ExhaustiveExplainer(Explainer):
         max_size: int = 5,
         removal: Removal = "delete",
         seed: int = 0,
+        exclude_seen: bool = False,
         max_candidates: int = 200_000,
     ) -> None:
-        super().__init__(max_size, removal, seed)
+        super().__init__(max_size, removal, seed, exclude_seen)
         self.max_candidates = max_candidates
 
     def get_params(self):

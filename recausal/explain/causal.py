@@ -60,11 +60,12 @@ class CausalExplainer(Explainer):
         max_size: int = 5,
         removal: Removal = "delete",
         seed: int = 0,
+        exclude_seen: bool = False,
         heads: Heads = "each",
         max_candidates: int = 5000,
         **discovery: Any,
     ) -> None:
-        super().__init__(max_size, removal, seed)
+        super().__init__(max_size, removal, seed, exclude_seen)
         self.heads = heads
         self.max_candidates = max_candidates
         self.settings = DiscoverySettings(**discovery)

@@ -272,12 +272,22 @@ class SequentialModel(ABC):
         """Full score vectors, shape (len(histories), n_items); column i is item ``items[i]``."""
         return self.score_ids([self.encode(h) for h in _as_batch(histories)])
 
-    def recommend(self, histories: Sequence[History], k: int = 10) -> list[Recommendation]:
-        """Top-k items and scores for each history of a batch."""
+    def recommend(
+        self, histories: Sequence[History], k: int = 10, exclude_seen: bool = False
+    ) -> list[Recommendation]:
+        """Top-k items and scores for each history of a batch.
+
+        ``exclude_seen``: leave out the items of the history itself (off by default, as in
+        RecBole's evaluation of sequential models).
+        """
         if not isinstance(k, int | np.integer) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        batch = _as_batch(histories)
+        scores = self.score(batch)
+        if exclude_seen:
+            for row, history in zip(scores, batch, strict=True):
+                row[self.encode(history, warn=False)] = -np.inf
         k = min(int(k), self.n_items - 1)
-        scores = self.score(histories)
         return [self._top_k(row, k) for row in scores]
 
     def _top_k(self, row: np.ndarray, k: int) -> Recommendation:
