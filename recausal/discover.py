@@ -133,6 +133,18 @@ def learn_graph(
 
     The plain path: one CI test object and one structure search for one matrix.
     """
+    result = _learn_structure(attention, settings, n_samples, order_aware, aggregate)
+    return structure_to_pag(result, items, settings, n_samples, order_aware, aggregate, head)
+
+
+def _learn_structure(
+    attention: np.ndarray,
+    settings: DiscoverySettings,
+    n_samples: int,
+    order_aware: bool,
+    aggregate: bool,
+) -> StructureResult:
+    """ICD or FCI on one attention matrix (summed over heads if ``aggregate``)."""
     from recausal.causal.citest import AttentionCITest
     from recausal.causal.fci import fci
     from recausal.causal.icd import icd
@@ -141,8 +153,8 @@ def learn_graph(
         attention, n_samples=n_samples, alpha=settings.alpha, aggregate_heads=aggregate
     )
     learn = icd if settings.algorithm == "icd" else fci
-    result = learn(test, len(items), max_cond_size=settings.max_cond_size, order_aware=order_aware)
-    return structure_to_pag(result, items, settings, n_samples, order_aware, aggregate, head)
+    n = attention.shape[-1]
+    return learn(test, n, max_cond_size=settings.max_cond_size, order_aware=order_aware)
 
 
 def heads_to_learn(heads: Heads, n_heads: int) -> tuple[list[int], bool]:
@@ -226,19 +238,11 @@ def _plain_structures(
     wanted: list[int],
     aggregate: bool,
 ) -> Structures:
-    from recausal.causal.citest import AttentionCITest
-    from recausal.causal.fci import fci
-    from recausal.causal.icd import icd
-
-    learn = icd if settings.algorithm == "icd" else fci
-    n = attention.shape[-1]
-
-    def one(a: np.ndarray, agg: bool) -> StructureResult:
-        test = AttentionCITest(a, n_samples=n_samples, alpha=settings.alpha, aggregate_heads=agg)
-        return learn(test, n, max_cond_size=settings.max_cond_size, order_aware=order_aware)
-
-    heads = tuple(one(attention[h], False) for h in wanted)
-    return Structures(heads, one(attention, True) if aggregate else None)
+    heads = tuple(
+        _learn_structure(attention[h], settings, n_samples, order_aware, False) for h in wanted
+    )
+    agg = _learn_structure(attention, settings, n_samples, order_aware, True) if aggregate else None
+    return Structures(heads, agg)
 
 
 def graphs_from_attention(
