@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from recausal._io import write_atomic
 from recausal.errors import RecausalError, RecausalWarning
 
 MODEL_HELP = "Model bundle: a directory or a shipped bundle's name [default: sasrec-ml100k]."
@@ -229,7 +230,7 @@ def graph(
     pag = found.pag(head)
     if svg is not None:
         labels = {i: m.titles.get(t, t) for i, t in enumerate(pag.items)}
-        _write_text(svg, pag.to_svg(title=f"{m.name}: causal graph", labels=labels))
+        write_atomic(svg, pag.to_svg(title=f"{m.name}: causal graph", labels=labels))
     if as_json:
         click.echo(pag.to_json())
     elif svg is None:
@@ -307,7 +308,7 @@ def explain(
     if html is not None:
         from recausal.report.html import explanation_html
 
-        _write_text(html, explanation_html(result, model=m))
+        write_atomic(html, explanation_html(result, model=m))
     if as_json:
         click.echo(result.to_json())
         return
@@ -339,18 +340,6 @@ def explain(
         )
         click.echo(f"Without them the model recommends {_label(m, result.replacement)} ({rank}).")
     click.echo(f"[{result.model_calls} model calls, {result.seconds:.2f}s]")
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a file atomically (a partial file is never left behind)."""
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def main() -> None:

@@ -15,8 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from recausal._io import write_atomic
 from recausal.evaluate.measures import deletion_curve, summarize, summary_markdown
-from recausal.evaluate.runner import LIST_COLUMNS, _write_atomic
+from recausal.evaluate.runner import LIST_COLUMNS
 
 PLOTS = {
     "sizes": "sizes.png",
@@ -110,7 +111,7 @@ def _markdown(rows: pd.DataFrame, manifest: dict[str, Any] | None) -> str:
 def _save_figure(fig: Any, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    _write_atomic(path, buf.getvalue())
+    write_atomic(path, buf.getvalue())
 
 
 def plot_sizes(rows: pd.DataFrame, path: Path) -> None:
@@ -200,11 +201,11 @@ def write_report(
         "summary.md": out / "summary.md",
         "summary.json": out / "summary.json",
     }
-    _write_atomic(written["rows.parquet"], rows_to_parquet(rows))
-    _write_atomic(written["rows.csv"], rows_to_csv(rows).encode("utf-8"))
-    _write_atomic(written["summary.md"], _markdown(rows, manifest).encode("utf-8"))
+    write_atomic(written["rows.parquet"], rows_to_parquet(rows))
+    write_atomic(written["rows.csv"], rows_to_csv(rows).encode("utf-8"))
+    write_atomic(written["summary.md"], _markdown(rows, manifest).encode("utf-8"))
     payload = json.dumps(summary_json(rows, manifest), indent=2, ensure_ascii=False) + "\n"
-    _write_atomic(written["summary.json"], payload.encode("utf-8"))
+    write_atomic(written["summary.json"], payload.encode("utf-8"))
     if plots:
         from recausal.errors import require_extra
 

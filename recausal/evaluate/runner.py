@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from recausal._io import write_atomic
 from recausal.errors import InvalidInputError, RecausalError, UnknownUserError
 
 if TYPE_CHECKING:
@@ -398,21 +398,6 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 # --------------------------------------------------------------------------- journal
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def _part_path(out: Path, index: int) -> Path:
     return out / JOURNAL / f"part-{index:06d}.jsonl"
 
@@ -482,7 +467,7 @@ def _prepare_out(out: Path, manifest: dict, overwrite: bool) -> None:
             "(or --overwrite)"
         )
     (out / JOURNAL).mkdir(parents=True, exist_ok=True)
-    _write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    write_atomic(path, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def _read_part(path: Path, expected: list[tuple[str, str]]) -> list[dict]:
@@ -622,7 +607,7 @@ def evaluate(
                 raise RecausalError(f"chunk {index} came back with the wrong rows")
             if out_dir is not None:
                 text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-                _write_atomic(_part_path(out_dir, index), text.encode("utf-8"))
+                write_atomic(_part_path(out_dir, index), text.encode("utf-8"))
             done[index] = rows
             bar.update(sizes[index])
             if on_chunk is not None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recausal._io import write_atomic
 from recausal.errors import BundleError
 
 FORMAT = "recausal-bundle"
@@ -53,12 +54,6 @@ def weights_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def save_bundle(
     path: str | os.PathLike,
     state_dict: dict[str, Any],
@@ -81,9 +76,8 @@ def save_bundle(
             **meta,
             "weights_sha256": weights_digest(staging / WEIGHTS),
         }
-        _write_json_atomic(staging / CONFIG, config)
-        _write_json_atomic(staging / ITEMS, items)
-        _write_json_atomic(staging / META, meta)
+        for name, obj in ((CONFIG, config), (ITEMS, items), (META, meta)):
+            write_atomic(staging / name, json.dumps(obj, indent=2) + "\n")
         if path.exists():
             old = path.with_name(path.name + ".old")
             os.replace(path, old)
