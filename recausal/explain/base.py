@@ -203,9 +203,9 @@ class Baseline:
     @classmethod
     def from_scores(cls, scores: np.ndarray, k: int) -> Baseline:
         """The top-1 and top-k of one score vector (ties: lower item id first)."""
-        k = min(k, len(scores) - 1)
-        top = np.argpartition(-scores, k - 1)[:k]
-        top = top[np.lexsort((top, -scores[top]))]
+        from recausal.models.adapter import top_k_ids
+
+        top = top_k_ids(scores, min(k, len(scores) - 1))
         return cls(scores=scores, target=int(top[0]), top_k=tuple(int(i) for i in top))
 
     def rank_of(self, item_id: int) -> int | None:

@@ -58,6 +58,12 @@ class Recommendation:
         return {"items": list(self.items), "scores": list(self.scores)}
 
 
+def top_k_ids(scores: np.ndarray, k: int) -> np.ndarray:
+    """Ids of the ``k`` highest scores, best first (ties: lower id first)."""
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.lexsort((top, -scores[top]))]
+
+
 class _ConfigView(dict):
     """The subset of a RecBole ``Config`` a model constructor reads (missing keys are None)."""
 
@@ -291,8 +297,7 @@ class SequentialModel(ABC):
         return [self._top_k(row, k) for row in scores]
 
     def _top_k(self, row: np.ndarray, k: int) -> Recommendation:
-        top = np.argpartition(-row, k - 1)[:k]
-        top = top[np.lexsort((top, -row[top]))]
+        top = top_k_ids(row, k)
         return Recommendation(tuple(self.items[i] for i in top), tuple(float(row[i]) for i in top))
 
     # ----------------------------------------------------------------- attention
