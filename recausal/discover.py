@@ -115,9 +115,11 @@ def structure_to_pag(
 ) -> PAG:
     """The PAG (items, sepsets and meta attached) of one learned structure."""
     meta = _meta(settings, n_samples, order_aware, aggregate, head, result)
-    return PAG.from_marks(
-        result.marks, items=list(items), target=len(items) - 1, sepsets=result.sepsets, meta=meta
-    )
+    if len(items) != result.n_nodes:
+        raise InvalidInputError(
+            f"items has {len(items)} entries but the structure has {result.n_nodes} nodes"
+        )
+    return PAG._from_learned(result.marks, items, result.sepsets, meta)
 
 
 def learn_graph(

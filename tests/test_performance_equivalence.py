@@ -7,6 +7,9 @@ graph-learning path; chunked top-1 scoring against full score matrices.
 
 from __future__ import annotations
 
+import threading
+
+import networkx as nx
 import numpy as np
 import pytest
 
@@ -83,8 +86,15 @@ def test_structure_to_pag_equals_learn_graph():
     pag = structure_to_pag(fast.heads[0], items, settings, 64, False, False, 1)
     plain = learn_graph(attn[1], items, settings, 64, False, False, 1)
     assert pag.to_dict() == plain.to_dict()
+    # the unvalidated constructor gives the same PAG as the validating one
+    checked = PAG.from_marks(
+        fast.heads[0].marks, items=items, sepsets=fast.heads[0].sepsets, meta=pag.meta
+    )
+    assert fast.heads[0].sepsets and checked == pag
+    assert checked.to_dict() == pag.to_dict()
+    assert nx.utils.graphs_equal(checked.graph, pag.graph)
     # the bare PAG the explainer builds for its PDS trees has the same tree as the full one
-    bare = PAG.from_marks(fast.heads[0].marks).pds_tree()
+    bare = PAG._from_learned(fast.heads[0].marks).pds_tree()
     full = pag.pds_tree()
     assert dict(bare.nodes) == dict(full.nodes)
     assert list(bare.candidate_sets(2)) == list(full.candidate_sets(2))
@@ -146,6 +156,27 @@ def test_explain_many_equals_one_by_one_and_plain_path(any_model, heads):
     assert all(b.model_calls <= s.model_calls for b, s in zip(batch, single, strict=True))
 
 
+def test_pipelined_steps_equal_one_step(any_model, monkeypatch):
+    """Graphs learned in a worker thread, step by step, while the previous step is validated,
+    give the same explanations as one step without a thread."""
+    histories = _histories(any_model, 14)
+    one_step = CausalExplainer(max_size=3)
+    one_step._pipelined = False
+    expected = one_step.explain_many(any_model, histories)
+    monkeypatch.setattr(CausalExplainer, "_step_users", 4)
+    started = []
+    monkeypatch.setattr(
+        CausalExplainer,
+        "_graphs",
+        lambda self, *a, _f=CausalExplainer._graphs: (
+            started.append(threading.current_thread()) or _f(self, *a)
+        ),
+    )
+    piped = CausalExplainer(max_size=3).explain_many(any_model, histories)
+    _assert_same(piped, expected)
+    assert len(started) == 4 and all(t is not threading.main_thread() for t in started)
+
+
 def test_top1_in_chunks_equals_full_scores(sasrec, monkeypatch):
     ids = [sasrec.encode(h) for h in _histories(sasrec, 20)]
     seqs = [np.delete(s, [p]) for s in ids for p in range(len(s))]
@@ -169,12 +200,12 @@ def test_small_score_chunks_change_nothing(sasrec, monkeypatch):
     assert sum(e.model_calls for e in narrow) > sum(e.model_calls for e in wide)
 
 
-def test_one_row_last_layer_scores_as_recbole_forward(any_model, monkeypatch):
+def test_fast_scoring_scores_as_recbole_forward(any_model, monkeypatch):
     model = any_model
     ids = [model.encode(h) for h in _histories(model, 20)]
     seqs = [np.delete(s, [p]) for s in ids for p in range(len(s))] + [ids[0][:1], ids[0][:0]]
     fast = model.score_ids(seqs)
-    monkeypatch.setattr(type(model), "one_row_last_layer", False)
+    monkeypatch.setattr(type(model), "fast_scoring", False)
     full = model.score_ids(seqs)
     np.testing.assert_allclose(fast[:, 1:], full[:, 1:], rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(fast.argmax(axis=1), full.argmax(axis=1))

@@ -1,4 +1,5 @@
-"""Internal mutable edge-mark graph used while learning, and the frozen learning result."""
+"""Internal mutable edge-mark graph used while learning (with a bitmask mirror for the fast
+searches), and the frozen learning result."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 
-__all__ = ["MarkGraph", "StructureResult"]
+__all__ = ["MarkBits", "MarkGraph", "StructureResult", "bit_nodes", "bitmask_rows"]
 
 
 class MarkGraph:
@@ -78,27 +79,95 @@ class MarkGraph:
         """Whether the edge ``x``–``y`` could be ``x → y``: no arrowhead at x, no tail at y."""
         return self.m[y][x] != ARROW and self.m[x][y] != TAIL and self.m[x][y] != NONE
 
-    def possible_ancestor_masks(self) -> list[int]:
-        """``masks[t]``: bitmask of the nodes with a possibly directed path into ``t`` (not t)."""
-        n, m = self.n, self.m
-        # reverse possibly-directed adjacency: pd_parents[y] = {x : x *-* y could be x -> y}
-        pd_parents = [
-            [x for x in self.adj[y] if m[y][x] != ARROW and m[x][y] != TAIL] for y in range(n)
-        ]
-        masks = [0] * n
-        for t in range(n):
-            seen = 1 << t
-            stack = list(pd_parents[t])
-            for x in stack:
-                seen |= 1 << x
-            while stack:
-                y = stack.pop()
-                for x in pd_parents[y]:
-                    if not (seen >> x) & 1:
-                        seen |= 1 << x
-                        stack.append(x)
-            masks[t] = seen & ~(1 << t)
-        return masks
+
+def bit_nodes(mask: int) -> list[int]:
+    """The nodes (set bits) of a bitmask, ascending."""
+    out = []
+    while mask:
+        low = mask & -mask
+        mask ^= low
+        out.append(low.bit_length() - 1)
+    return out
+
+
+def bitmask_rows(a: np.ndarray) -> list:
+    """``a`` (boolean, at least 2-d) with its last axis packed into Python int bitmasks
+    (bit k set iff ``a[..., k]``), as nested lists."""
+    words = -(-a.shape[-1] // 64)
+    packed = np.packbits(a, axis=-1, bitorder="little")
+    buf = np.zeros((*a.shape[:-1], 8 * words), dtype=np.uint8)
+    buf[..., : packed.shape[-1]] = packed
+    w = buf.view("<u8")
+    if words == 1:
+        return w[..., 0].tolist()
+    flat = [sum(x << (64 * t) for t, x in enumerate(row)) for row in w.reshape(-1, words).tolist()]
+    return np.array(flat, dtype=object).reshape(a.shape[:-1]).tolist()
+
+
+class MarkBits:
+    """A :class:`MarkGraph` with its adjacencies and marks mirrored as bitmasks.
+
+    ``adj[v]``: the neighbours of v; ``at[k][v]``: the u with mark ``k`` at v on the edge
+    ``u``–``v`` (``m[u][v] == k``); ``out[k][u]``: the v with ``m[u][v] == k``. Changes go
+    through :meth:`set` and :meth:`remove_edge`, which keep ``g`` in step.
+    """
+
+    __slots__ = ("adj", "at", "g", "out")
+
+    def __init__(self, g: MarkGraph) -> None:
+        n = g.n
+        self.g = g
+        self.adj = [0] * n
+        self.at = [[0] * n for _ in range(4)]
+        self.out = [[0] * n for _ in range(4)]
+        at, out = self.at, self.out
+        for u, (row, nbrs) in enumerate(zip(g.m, g.adj, strict=True)):
+            bit_u, mask = 1 << u, 0
+            for v in nbrs:
+                bit_v = 1 << v
+                mask |= bit_v
+                at[row[v]][v] |= bit_u
+                out[row[v]][u] |= bit_v
+            self.adj[u] = mask
+
+    @classmethod
+    def reset(cls, g: MarkGraph, order_aware: bool = False) -> MarkBits:
+        """:meth:`MarkGraph.reset` ``g`` and mirror it (the marks follow from the skeleton)."""
+        g.reset(order_aware)
+        bits = cls.__new__(cls)
+        bits.g = g
+        n = g.n
+        bits.adj = [sum(1 << x for x in a) for a in g.adj]
+        bits.at = [[0] * n for _ in range(4)]
+        bits.out = [[0] * n for _ in range(4)]
+        for v, nb in enumerate(bits.adj):
+            if order_aware:  # u -> v arrowhead at the later node v
+                later = nb >> (v + 1) << (v + 1)
+                bits.at[ARROW][v] = bits.out[CIRCLE][v] = nb & ~later
+                bits.at[CIRCLE][v] = bits.out[ARROW][v] = later
+            else:
+                bits.at[CIRCLE][v] = bits.out[CIRCLE][v] = nb
+        return bits
+
+    def set(self, u: int, v: int, mark: int) -> None:
+        """Put ``mark`` at v on the existing edge ``u``–``v``."""
+        row = self.g.m[u]
+        old = row[v]
+        row[v] = mark
+        self.at[old][v] &= ~(1 << u)
+        self.out[old][u] &= ~(1 << v)
+        self.at[mark][v] |= 1 << u
+        self.out[mark][u] |= 1 << v
+
+    def remove_edge(self, i: int, j: int) -> None:
+        """Delete the edge ``i``–``j`` (here and in the graph)."""
+        m = self.g.m
+        for u, v in ((i, j), (j, i)):
+            old = m[u][v]
+            self.at[old][v] &= ~(1 << u)
+            self.out[old][u] &= ~(1 << v)
+            self.adj[u] &= ~(1 << v)
+        self.g.remove_edge(i, j)
 
 
 def _freeze(marks: np.ndarray) -> np.ndarray:

@@ -9,13 +9,19 @@ Every rule only ever replaces a *circle* at the end it orients (R1 and R4 also p
 at the other end), so the fixpoint loops terminate. Nodes are visited in ascending order, so
 the result is deterministic. The decisions of R0 and R4 (collider or not) come from callbacks,
 so the same engine serves sepset-based learning (FCI, ICD) and reading marks off a known MAG.
-"""
+
+The rules work on the graph's bitmask mirror (:class:`MarkBits`: per node, its neighbours and
+the nodes with each mark), which keeps the graph in step. A sweep gives exactly the result of
+the plain sweep over sorted neighbour lists: where the orientations made while visiting one
+node cannot change that node's other decisions, they are decided together from the masks;
+where they can, the masks are read again before each decision."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import combinations
 
-from recausal.causal._graph import MarkGraph
+from recausal.causal._graph import MarkBits, MarkGraph, bit_nodes
 from recausal.causal._marks import ARROW, CIRCLE, TAIL
 
 Collider0 = Callable[[int, int, int], bool]
@@ -41,145 +47,153 @@ def sepset_deciders(
 
 def rule0(g: MarkGraph, collider: Collider0) -> None:
     """R0: orient every unshielded collider ``a *-> b <-* c``."""
-    m, adj = g.m, g.adj
-    for b in range(g.n):
-        nb = sorted(adj[b])
-        for ia, a in enumerate(nb):
-            adj_a = adj[a]
-            for c in nb[ia + 1 :]:
-                if c not in adj_a and collider(a, b, c):
-                    m[a][b] = ARROW
-                    m[c][b] = ARROW
+    _rule0(MarkBits(g), collider)
 
 
-def rule1(g: MarkGraph) -> bool:
-    """R1: ``a *-> b o-* c``, a and c not adjacent ⇒ ``b -> c``."""
-    m, adj = g.m, g.adj
+def _rule0(bits: MarkBits, collider: Collider0) -> None:
+    """:func:`rule0` on the bitmask mirror (the triples in the same order)."""
+    adj = bits.adj
+    for b, nb in enumerate(adj):
+        for a in bit_nodes(nb):
+            far = nb & ~adj[a] & -(2 << a)  # the c > a not adjacent to a
+            for c in bit_nodes(far) if far else ():
+                if collider(a, b, c):
+                    bits.set(a, b, ARROW)
+                    bits.set(c, b, ARROW)
+
+
+def rule1(bits: MarkBits) -> bool:
+    """R1: ``a *-> b o-* c``, a and c not adjacent ⇒ ``b -> c``.
+
+    Per b the arrowheads at b stay fixed while the circles at b are oriented, so all c of one
+    b are decided from the same arrowheads.
+    """
+    adj, arrow_at, circle_at = bits.adj, bits.at[ARROW], bits.at[CIRCLE]
     changed = False
-    for b in range(g.n):
-        nb = sorted(adj[b])
-        for a in nb:
-            if m[a][b] != ARROW:
-                continue
-            adj_a = adj[a]
-            for c in nb:
-                if c != a and m[c][b] == CIRCLE and c not in adj_a:
-                    m[c][b] = TAIL
-                    m[b][c] = ARROW
-                    changed = True
-    return changed
-
-
-def rule2(g: MarkGraph) -> bool:
-    """R2: ``a -> b *-> c`` or ``a *-> b -> c``, and ``a *-o c`` ⇒ ``a *-> c``."""
-    m, adj = g.m, g.adj
-    changed = False
-    for a in range(g.n):
-        for c in sorted(adj[a]):
-            if m[a][c] != CIRCLE:
-                continue
-            for b in adj[a] & adj[c]:
-                if m[a][b] == ARROW and m[b][c] == ARROW and (m[b][a] == TAIL or m[c][b] == TAIL):
-                    m[a][c] = ARROW
-                    changed = True
-                    break
-    return changed
-
-
-def rule3(g: MarkGraph) -> bool:
-    """R3: ``a *-> b <-* c``, ``a *-o d o-* c``, a, c not adjacent, ``d *-o b`` ⇒ ``d *-> b``."""
-    m, adj = g.m, g.adj
-    changed = False
-    for b in range(g.n):
-        for d in sorted(adj[b]):
-            if m[d][b] != CIRCLE:
-                continue
-            cand = sorted(x for x in adj[b] & adj[d] if m[x][b] == ARROW and m[x][d] == CIRCLE)
-            found = False
-            for ia, a in enumerate(cand):
-                for c in cand[ia + 1 :]:
-                    if c not in adj[a]:
-                        found = True
-                        break
-                if found:
-                    break
-            if found:
-                m[d][b] = ARROW
+    for b in range(len(adj)):
+        arrows = arrow_at[b]
+        if not (arrows and circle_at[b]):
+            continue
+        for c in bit_nodes(circle_at[b]):
+            if arrows & ~adj[c]:
+                bits.set(c, b, TAIL)
+                bits.set(b, c, ARROW)
                 changed = True
     return changed
 
 
-def discriminating_source(g: MarkGraph, a: int, b: int, c: int) -> int | None:
+def rule2(bits: MarkBits) -> bool:
+    """R2: ``a -> b *-> c`` or ``a *-> b -> c``, and ``a *-o c`` ⇒ ``a *-> c``.
+
+    Per a (c ascending, as a plain sweep): the c reached through some b, each oriented c
+    then serving as a b for the larger c.
+    """
+    arrow_from, circle_from = bits.out[ARROW], bits.out[CIRCLE]
+    changed = False
+    for a in range(len(arrow_from)):
+        if not (circle_from[a] and arrow_from[a]):
+            continue
+        todo = 0
+        for b in bit_nodes(arrow_from[a]):
+            todo |= _r2_targets(bits, a, b)
+        while todo:
+            low = todo & -todo
+            c = low.bit_length() - 1
+            bits.set(a, c, ARROW)
+            changed = True
+            todo = (todo | _r2_targets(bits, a, c)) & -(low << 1)  # only larger c still come
+    return changed
+
+
+def _r2_targets(bits: MarkBits, a: int, b: int) -> int:
+    """For ``a *-> b``: the c with ``a *-o c``, ``b *-> c`` and ``b -* a`` or ``c -* b``."""
+    tail_at = bits.at[TAIL]
+    heads = bits.out[ARROW][b] & bits.out[CIRCLE][a]
+    return heads if (tail_at[a] >> b) & 1 else heads & tail_at[b]
+
+
+def rule3(bits: MarkBits) -> bool:
+    """R3: ``a *-> b <-* c``, ``a *-o d o-* c``, a, c not adjacent, ``d *-o b`` ⇒ ``d *-> b``."""
+    adj, arrow_at, circle_at = bits.adj, bits.at[ARROW], bits.at[CIRCLE]
+    changed = False
+    for b in range(len(adj)):
+        if arrow_at[b].bit_count() < 2 or not circle_at[b]:  # needs two arrowheads at b
+            continue
+        for d in bit_nodes(circle_at[b]):
+            cand = arrow_at[b] & circle_at[d]
+            if cand.bit_count() >= 2 and any(cand & ~adj[a] & ~(1 << a) for a in bit_nodes(cand)):
+                bits.set(d, b, ARROW)
+                changed = True
+    return changed
+
+
+def discriminating_source(bits: MarkBits, a: int, b: int, c: int) -> int | None:
     """The source d of a discriminating path ``<d, ..., a, b, c>`` for b, or None.
 
     Requires (checked by the caller) ``a -> c`` and ``b *-> a``. Breadth-first over
     collider-parents of c, ascending node order; the first d found is returned.
     """
-    m, adj = g.m, g.adj
-    visited = {a, b, c}
+    adj, arrow_at, arrow_from = bits.adj, bits.at[ARROW], bits.out[ARROW]
+    parents_c = arrow_at[c] & bits.out[TAIL][c]  # the d with d -> c
+    visited = (1 << a) | (1 << b) | (1 << c)
     frontier = [a]
     while frontier:
         nxt: list[int] = []
         for x in frontier:
-            for d in sorted(adj[x]):
-                if d in visited or m[d][x] != ARROW:
-                    continue
-                if d not in adj[c]:
-                    return d
-                # d must itself be a collider on the path (d <-> x) and a parent of c
-                if m[x][d] == ARROW and m[d][c] == ARROW and m[c][d] == TAIL:
-                    visited.add(d)
-                    nxt.append(d)
+            into = arrow_at[x] & ~visited  # the d with d *-> x
+            far = into & ~adj[c]
+            if far:
+                return (far & -far).bit_length() - 1
+            # d must itself be a collider on the path (d <-> x) and a parent of c
+            more = into & arrow_from[x] & parents_c
+            visited |= more
+            nxt.extend(bit_nodes(more))
         frontier = nxt
     return None
 
 
-def rule4(g: MarkGraph, collider: Collider4) -> bool:
+def rule4(bits: MarkBits, collider: Collider4) -> bool:
     """R4 (discriminating paths): for ``<d, ..., a, b, c>`` with ``b o-* c``: ``b -> c`` if b
     is a non-collider, else ``a <-> b <-> c``."""
-    m, adj = g.m, g.adj
+    arrow_at, circle_at = bits.at[ARROW], bits.at[CIRCLE]
+    arrow_from, tail_from = bits.out[ARROW], bits.out[TAIL]
     changed = False
-    for b in range(g.n):
-        for c in sorted(adj[b]):
-            if m[c][b] != CIRCLE:
+    for b in range(len(arrow_at)):
+        if not (arrow_from[b] and circle_at[b]):  # no a with b *-> a, or no b o-* c
+            continue
+        for c in bit_nodes(circle_at[b]):
+            heads = arrow_at[c] & tail_from[c] & arrow_from[b]  # the a with a -> c, b *-> a
+            if not heads or not (circle_at[b] >> c) & 1:  # (or c oriented meanwhile)
                 continue
-            for a in sorted(adj[b] & adj[c]):
-                if not (m[a][c] == ARROW and m[c][a] == TAIL and m[b][a] == ARROW):
-                    continue
-                d = discriminating_source(g, a, b, c)
+            for a in bit_nodes(heads):
+                d = discriminating_source(bits, a, b, c)
                 if d is None:
                     continue
                 if collider(d, a, b, c):
-                    m[a][b] = ARROW
-                    m[b][a] = ARROW
-                    m[b][c] = ARROW
-                    m[c][b] = ARROW
+                    bits.set(a, b, ARROW)
+                    bits.set(b, a, ARROW)
+                    bits.set(b, c, ARROW)
+                    bits.set(c, b, ARROW)
                 else:
-                    m[b][c] = ARROW
-                    m[c][b] = TAIL
+                    bits.set(b, c, ARROW)
+                    bits.set(c, b, TAIL)
                 changed = True
                 break
     return changed
 
 
-def rule8(g: MarkGraph) -> bool:
+def rule8(bits: MarkBits) -> bool:
     """R8: ``a -> b -> c`` or ``a -o b -> c``, and ``a o-> c`` ⇒ ``a -> c``."""
-    m, adj = g.m, g.adj
+    arrow_at, circle_at, tail_at = bits.at[ARROW], bits.at[CIRCLE], bits.at[TAIL]
+    arrow_from, circle_from, tail_from = bits.out[ARROW], bits.out[CIRCLE], bits.out[TAIL]
     changed = False
-    for a in range(g.n):
-        for c in sorted(adj[a]):
-            if not (m[c][a] == CIRCLE and m[a][c] == ARROW):
-                continue
-            for b in adj[a] & adj[c]:
-                if (
-                    m[b][a] == TAIL
-                    and m[a][b] in (ARROW, CIRCLE)
-                    and m[b][c] == ARROW
-                    and m[c][b] == TAIL
-                ):
-                    m[c][a] = TAIL
-                    changed = True
-                    break
+    for a in range(len(arrow_at)):
+        if not (tail_at[a] and circle_at[a] & arrow_from[a]):  # no tail at a yet: nothing to do
+            continue
+        for c in bit_nodes(circle_at[a] & arrow_from[a]):
+            if tail_at[a] & (arrow_from[a] | circle_from[a]) & arrow_at[c] & tail_from[c]:
+                bits.set(c, a, TAIL)
+                changed = True
     return changed
 
 
@@ -209,90 +223,81 @@ def _uncovered_pd_path(g: MarkGraph, start: int, first: int, target: int, banned
     return False
 
 
-def rule9(g: MarkGraph) -> bool:
+def rule9(bits: MarkBits) -> bool:
     """R9: ``a o-> c`` and an uncovered p.d. path ``<a, b, ..., c>`` with b, c not adjacent
     ⇒ ``a -> c``."""
-    m, adj = g.m, g.adj
+    g = bits.g
+    adj, arrow_at, circle_at = bits.adj, bits.at[ARROW], bits.at[CIRCLE]
+    arrow_from, tail_from = bits.out[ARROW], bits.out[TAIL]
     changed = False
     for a in range(g.n):
-        for c in sorted(adj[a]):
-            if not (m[c][a] == CIRCLE and m[a][c] == ARROW):
-                continue
-            for b in sorted(adj[a]):
-                if b == c or b in adj[c] or not g.possibly_directed(a, b):
-                    continue
+        if not circle_at[a] & arrow_from[a]:
+            continue
+        firsts = adj[a] & ~arrow_at[a] & ~tail_from[a]  # the b with a possibly directed to b
+        for c in bit_nodes(circle_at[a] & arrow_from[a]):
+            for b in bit_nodes(firsts & ~adj[c] & ~(1 << c)):
                 if _uncovered_pd_path(g, a, b, c, banned=-1):
-                    m[c][a] = TAIL
+                    bits.set(c, a, TAIL)
                     changed = True
                     break
     return changed
 
 
-def rule10(g: MarkGraph) -> bool:
+def rule10(bits: MarkBits) -> bool:
     """R10: ``a o-> c``, ``b -> c <- d``, uncovered p.d. paths from a to b and from a to d
     whose second nodes are distinct and not adjacent ⇒ ``a -> c``."""
-    m, adj = g.m, g.adj
+    g = bits.g
+    adj, arrow_at = bits.adj, bits.at[ARROW]
+    circle_from, tail_from = bits.out[CIRCLE], bits.out[TAIL]
     changed = False
     for c in range(g.n):
-        parents = sorted(x for x in adj[c] if m[x][c] == ARROW and m[c][x] == TAIL)
-        if len(parents) < 2:
+        if (arrow_at[c] & tail_from[c]).bit_count() < 2:
             continue
-        for a in sorted(adj[c]):
-            if not (m[c][a] == CIRCLE and m[a][c] == ARROW):
-                continue
-            kids = sorted(x for x in adj[a] if x != c and g.possibly_directed(a, x))
+        parents = bit_nodes(arrow_at[c] & tail_from[c])
+        for a in bit_nodes(circle_from[c] & arrow_at[c]):
+            # the x with a possibly directed to x
+            kids = bit_nodes(adj[a] & ~arrow_at[a] & ~tail_from[a] & ~(1 << c))
             if len(kids) < 2:
                 continue
+            others = [p for p in parents if p != a]
             # reach[p] = second nodes mu with an uncovered p.d. path <a, mu, ..., p>
             reach = {
-                p: [mu for mu in kids if _uncovered_pd_path(g, a, mu, p, banned=c)]
-                for p in parents
-                if p != a
+                p: [mu for mu in kids if _uncovered_pd_path(g, a, mu, p, banned=c)] for p in others
             }
-            done = False
-            for ib, b in enumerate(parents):
-                if b == a:
-                    continue
-                for d in parents[ib + 1 :]:
-                    if d == a:
-                        continue
-                    for mu in reach[b]:
-                        for om in reach[d]:
-                            if mu != om and om not in adj[mu]:
-                                done = True
-                                break
-                        if done:
-                            break
-                    if done:
-                        break
-                if done:
-                    break
-            if done:
-                m[c][a] = TAIL
+            if any(
+                mu != om and not (adj[mu] >> om) & 1
+                for b, d in combinations(others, 2)
+                for mu in reach[b]
+                for om in reach[d]
+            ):
+                bits.set(c, a, TAIL)
                 changed = True
     return changed
 
 
-def close_r1_r4(g: MarkGraph, c4: Collider4) -> None:
-    """Apply R1–R4 until none changes the graph."""
+def close_r1_r4(g: MarkGraph | MarkBits, c4: Collider4) -> None:
+    """Apply R1–R4 until none changes the graph (``g`` or its bitmask mirror)."""
+    bits = g if isinstance(g, MarkBits) else MarkBits(g)
     while True:
-        changed = rule1(g)
-        changed |= rule2(g)
-        changed |= rule3(g)
-        changed |= rule4(g, c4)
+        changed = rule1(bits)
+        changed |= rule2(bits)
+        changed |= rule3(bits)
+        changed |= rule4(bits, c4)
         if not changed:
             return
 
 
-def close_tail_rules(g: MarkGraph, c4: Collider4) -> None:
-    """Apply R8–R10, re-closing R1–R4 after any change, until nothing changes."""
+def close_tail_rules(g: MarkGraph | MarkBits, c4: Collider4) -> None:
+    """Apply R8–R10, re-closing R1–R4 after any change, until nothing changes (``g`` or its
+    bitmask mirror)."""
+    bits = g if isinstance(g, MarkBits) else MarkBits(g)
     while True:
-        changed = rule8(g)
-        changed |= rule9(g)
-        changed |= rule10(g)
+        changed = rule8(bits)
+        changed |= rule9(bits)
+        changed |= rule10(bits)
         if not changed:
             return
-        close_r1_r4(g, c4)
+        close_r1_r4(bits, c4)
 
 
 def orient(
@@ -302,11 +307,13 @@ def orient(
     *,
     order_aware: bool = False,
     tail_rules: bool = True,
-) -> None:
+) -> MarkBits:
     """Re-orient ``g`` from scratch: circles (arrowheads at later nodes when ``order_aware``),
-    R0, R1–R4 to a fixpoint, then (``tail_rules``) R8–R10."""
-    g.reset(order_aware)
-    rule0(g, c0)
-    close_r1_r4(g, c4)
+    R0, R1–R4 to a fixpoint, then (``tail_rules``) R8–R10. Returns the graph's bitmask
+    mirror (kept in step with it)."""
+    bits = MarkBits.reset(g, order_aware)
+    _rule0(bits, c0)
+    close_r1_r4(bits, c4)
     if tail_rules:
-        close_tail_rules(g, c4)
+        close_tail_rules(bits, c4)
+    return bits

@@ -32,10 +32,17 @@ rare differences come from r = 1 tie-breaks that depend on the layout of the ref
 internal Python sets (their insertion history), which ``_r1_order`` only approximates.
 
 Speed: the r = 0 and r = 1 decisions of all pairs are made in one vectorised call (for a batch
-of users, one call for the whole batch, see ``recausal.causal.learn``); for r ≥ 2 the legal
-sets of a PDS tree are enumerated with numpy bitmasks (restricted first to the possible
-ancestors of the edge's ends), trees are rebuilt only when a removed edge touches them, and
-the candidate sets of an edge are decided in growing vectorised chunks.
+of users, one call for the whole batch, see ``recausal.causal.learn``). The r = 1 sweep reads
+adjacencies only, so the r = 0 graph is not oriented when it follows; it runs on bitmasks (the
+neighbours of each node, the separating nodes of each edge) and reads an edge's first
+separating node off them, simulating ``_r1_order`` only where two keys share a hash slot.
+The rules and the r ≥ 2 searches work on the graph's bitmask mirror (``MarkBits``). An edge
+whose ends have fewer than r possible ancestors, or reach fewer than r of them by PDS paths
+inside them, has no legal set and builds no tree; the legal sets of a tree are enumerated
+over the nodes that can be in one (with numpy for many combinations); trees, possible
+ancestors and each edge's sets are kept until a removed edge can have changed them; and the
+first sets of an edge and of the next edges are decided in one vectorised call (a decision
+does not depend on the other queries), the rest of a long list in growing chunks.
 
 ``order_aware``: nodes are in token order; a later node is never an ancestor of an earlier
 one. Edges ``i``–``j``, ``i < j`` carry an arrowhead at ``j`` from the start and through every
@@ -45,14 +52,14 @@ orientation; no rule can then orient ``j → i``. Conditioning sets only use nod
 
 from __future__ import annotations
 
-from collections import deque
+from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain, combinations
 from math import comb
 
 import numpy as np
 
-from recausal.causal._graph import MarkGraph, StructureResult
+from recausal.causal._graph import MarkBits, MarkGraph, StructureResult, bit_nodes, bitmask_rows
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal._orient import close_tail_rules, orient, sepset_deciders
 from recausal.causal.citest import CITest
@@ -62,72 +69,105 @@ from recausal.causal.skeleton import TestRunner
 __all__ = ["icd"]
 
 _NUMPY_MIN_SETS = 256  # below this many candidate combinations plain Python is faster
+_AHEAD_SETS = 1024  # conditioning sets decided together, for the next edges (r >= 2)
+_AHEAD_EDGES = 8  # at most this many edges with sets decided together
+_AHEAD_PREFIX = 64  # at most this many sets of one edge among them
+
+Candidates = list[tuple[int, ...]] | np.ndarray
+"""Conditioning sets of one size, in test order: tuples, or an ``(m, size)`` array."""
 
 
 class _PDSTree:
     """Possible-D-Sep tree of one root, as the legal conditioning sets it yields."""
 
-    __slots__ = ("acache", "cache", "label", "min_depth", "order", "req", "reqs")
+    __slots__ = (
+        "acache",
+        "cache",
+        "label",
+        "min_depth",
+        "nodes",
+        "order",
+        "req",
+        "reqs",
+        "root",
+        "ucache",
+    )
 
-    def __init__(self, g: MarkGraph, root: int, max_depth: int) -> None:
-        adj, m = g.adj, g.m
-        n = g.n
-        used: set[int] = set()  # undirected skeleton edges already walked, as a*n+b (a<b)
-        nbrs = sorted(adj[root])
+    def __init__(self, bits: MarkBits, root: int, max_depth: int) -> None:
+        self.root = root
+        adj, arrow_in = bits.adj, bits.at[ARROW]
+        used = [0] * len(adj)  # skeleton edges already walked: used[a] has bit b for a–b
+        label: list[int] = []
         depth: list[int] = []
         req: list[int] = []  # bitmask of the labels on the path root -> occurrence
-        label: list[int] = []
-        queue: deque[tuple[int, int, int]] = deque()
-        for v in nbrs:
-            used.add(root * n + v if root < v else v * n + root)
+        queue: list[tuple[int, int, int]] = []  # breadth first: (previous, node, occurrence)
+        nodes = used[root] = adj[root]
+        for v in bit_nodes(nodes):  # the neighbours of the root, ascending
+            used[v] = 1 << root
+            queue.append((root, v, len(label)))
             label.append(v)
             depth.append(1)
             req.append(1 << v)
-            queue.append((root, v, len(label) - 1))
-        found = list(nbrs)
-        while queue:
-            a, b, t = queue.popleft()
-            if depth[t] >= max_depth:
+        for a, b, t in queue:  # the loop also visits what it appends
+            d = depth[t] + 1
+            if d > max_depth:  # so are all later ones
+                break
+            # c continues the path if a *-> b <-* c or a and c are adjacent
+            into_b = arrow_in[b]
+            step = adj[a] | into_b if (into_b >> a) & 1 else adj[a]
+            rest = adj[b] & step & ~used[b] & ~(1 << a)
+            if not rest:
                 continue
-            row_a = m[a]
-            for c in sorted(adj[b]):
-                key = b * n + c if b < c else c * n + b
-                if key in used or c == a:
-                    continue
-                if c in adj[a] or (row_a[b] == ARROW and m[c][b] == ARROW):
-                    used.add(key)
-                    label.append(c)
-                    depth.append(depth[t] + 1)
-                    req.append(req[t] | (1 << c))
-                    queue.append((b, c, len(label) - 1))
-                    found.append(c)
-        self.order = list(set(found))  # reference tie-break order (see module docstring)
-        self.min_depth: dict[int, int] = {}
+            used[b] |= rest
+            nodes |= rest
+            base, bit_b = req[t], 1 << b
+            for c in bit_nodes(rest):  # ascending
+                used[c] |= bit_b
+                queue.append((b, c, len(label)))
+                label.append(c)
+                depth.append(d)
+                req.append(base | (1 << c))
+        self.order = list(set(label))  # reference tie-break order (see module docstring)
+        self.min_depth: dict[int, int] = {}  # breadth first: the first occurrence is closest
         self.reqs: dict[int, list[int]] = {}
-        for v, d, rq in zip(label, depth, req, strict=False):
-            if d < self.min_depth.get(v, 1 << 30):
-                self.min_depth[v] = d
-            self.reqs.setdefault(v, []).append(rq)
+        for v, dv, rq in zip(label, depth, req, strict=True):
+            got = self.reqs.get(v)
+            if got is None:
+                self.reqs[v] = [rq]
+                self.min_depth[v] = dv
+            else:
+                got.append(rq)
+        self.nodes = nodes
         self.label = label
         self.req = req
-        self.cache: dict[int, list[tuple[int, int, tuple[int, ...]]]] = {}
+        self.cache: dict[tuple[int, int], list[tuple[int, int, tuple[int, ...]]]] = {}
         self.acache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.ucache: dict[int, list[int]] = {}
 
-    def touches(self, i: int, j: int) -> bool:
-        """Whether node i or j occurs in the tree."""
-        return i in self.min_depth or j in self.min_depth
+    def usable(self, allowed: int) -> list[int]:
+        """The nodes, in enumeration order, that can be in a legal set inside the bitmask
+        ``allowed``: those in it with an occurrence whose path stays inside it.
+
+        Restricting to them first is exact: the combinations of a sub-sequence of the node
+        order come in the same relative order, and a set inside ``allowed`` is legal or not
+        regardless of the nodes outside it.
+        """
+        hit = self.ucache.get(allowed)
+        if hit is None:
+            reqs = self.reqs
+            hit = self.ucache[allowed] = [
+                v
+                for v in self.order
+                if (allowed >> v) & 1 and any(rq & ~allowed == 0 for rq in reqs[v])
+            ]
+        return hit
 
     def legal_arrays(
         self, size: int, allowed: int = -1
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Vectorised :meth:`legal_sets` (node ids < 64): ``(masks, distance sums, sets)``
-        as arrays, in the same order, restricted to sets inside the bitmask ``allowed``.
-
-        Restricting first is exact: the combinations of a sub-sequence of the node order come
-        in the same relative order, and a set inside ``allowed`` is legal or not regardless
-        of the nodes outside it.
-        """
-        order = [v for v in self.order if (allowed >> v) & 1]
+        as arrays, in the same order."""
+        order = self.usable(allowed)
         key = (size, sum(1 << v for v in order))
         hit = self.acache.get(key)
         if hit is not None:
@@ -176,14 +216,17 @@ class _PDSTree:
         self.acache[key] = out
         return out
 
-    def legal_sets(self, size: int) -> list[tuple[int, int, tuple[int, ...]]]:
-        """``(mask, distance sum, set)`` of every legal set of ``size`` nodes, in order."""
-        hit = self.cache.get(size)
+    def legal_sets(self, size: int, allowed: int = -1) -> list[tuple[int, int, tuple[int, ...]]]:
+        """``(mask, distance sum, set)`` of every legal set of ``size`` nodes inside the bitmask
+        ``allowed``, in order."""
+        order = self.usable(allowed)
+        key = (size, sum(1 << v for v in order))
+        hit = self.cache.get(key)
         if hit is not None:
             return hit
         out: list[tuple[int, int, tuple[int, ...]]] = []
         reqs, md = self.reqs, self.min_depth
-        for combo in combinations(self.order, size):
+        for combo in combinations(order, size):
             mask = 0
             for v in combo:
                 mask |= 1 << v
@@ -197,83 +240,232 @@ class _PDSTree:
                     break
             if ok:
                 out.append((mask, sum(md[v] for v in combo), combo))
-        self.cache[size] = out
+        self.cache[key] = out
         return out
 
 
 class _ICDState:
-    """Caches (PDS trees, possible ancestors) valid until the skeleton changes."""
+    """One r ≥ 2 iteration: the graph's bitmask mirror and caches (PDS trees, possible
+    ancestors, each edge's sets), kept valid as edges are removed (the marks do not change
+    within an iteration)."""
 
-    def __init__(self, g: MarkGraph) -> None:
-        self.g = g
+    def __init__(self, bits: MarkBits, radius: int, order_aware: bool) -> None:
+        self.radius = radius
+        self.order_aware = order_aware
+        self.bits = bits
         self.trees: dict[int, _PDSTree] = {}
-        self.panc: list[int] | None = None
-        self.radius = -1
+        self.panc: dict[int, int] = {}
+        # (i, j) -> (allowed, the trees used, candidates): valid while allowed and trees are
+        self.memo: dict[tuple[int, int], tuple[int, list[_PDSTree], Candidates]] = {}
 
-    def invalidate(self, i: int, j: int) -> None:
-        """The edge i–j was removed: drop the trees that could have walked or tested it.
+    def remove_edge(self, i: int, j: int) -> None:
+        """Delete the edge i–j and drop the cached results that may have used it.
 
-        A PDS tree only looks at edges incident to its root or to nodes it reached (and at
-        adjacency between a reached node and a neighbour of a reached node), so a tree in
-        which neither i nor j occurs is unchanged.
+        Building a PDS tree reads the neighbours of its nodes (root included) and whether two
+        of them are adjacent. Reading i–j from i either adds j to the tree or decides nothing
+        the removal changes (the step is not allowed anyway), and "j is adjacent to i" only
+        decides a step that then adds j; so a tree that does not hold both i and j would be
+        built the same without the edge. Likewise the possible ancestors of t can only lose a
+        node when i and j both are t or possible ancestors of t.
         """
-        for root in [r for r, t in self.trees.items() if r in (i, j) or t.touches(i, j)]:
+        self.bits.remove_edge(i, j)
+        ends = (1 << i) | (1 << j)
+        for root in [r for r, t in self.trees.items() if (t.nodes | (1 << r)) & ends == ends]:
             del self.trees[root]
-        self.panc = None
+        for t in [t for t, a in self.panc.items() if (a | (1 << t)) & ends == ends]:
+            del self.panc[t]
 
-    def tree(self, node: int, radius: int) -> _PDSTree:
-        if radius != self.radius:
-            self.trees.clear()
-            self.radius = radius
+    def tree(self, node: int) -> _PDSTree:
+        """The PDS tree of ``node`` with depth up to the radius."""
         t = self.trees.get(node)
         if t is None:
-            t = _PDSTree(self.g, node, radius)
-            self.trees[node] = t
+            t = self.trees[node] = _PDSTree(self.bits, node, self.radius)
         return t
 
-    def candidates(self, i: int, j: int, size: int, order_aware: bool) -> list[tuple[int, ...]]:
-        if self.panc is None:
-            self.panc = (
-                _possible_ancestor_masks_np(self.g)
-                if self.g.n <= 64
-                else self.g.possible_ancestor_masks()
-            )
-        allowed = int(self.panc[i]) | int(self.panc[j])
-        allowed &= ~((1 << i) | (1 << j))
-        if order_aware:
-            allowed &= (1 << max(i, j)) - 1
-        small = (
-            comb(len(self.tree(i, size).order), size) + comb(len(self.tree(j, size).order), size)
-            <= _NUMPY_MIN_SETS
-        )
-        if self.g.n <= 64 and not small:
-            return self._candidates_np(i, j, size, allowed)
-        best: dict[int, tuple[int, int, int, tuple[int, ...]]] = {}
-        for side, root in enumerate((i, j)):
-            for rank, (mask, dist, combo) in enumerate(self.tree(root, size).legal_sets(size)):
-                if mask & ~allowed:
-                    continue
-                key = (dist, side, rank, combo)
-                old = best.get(mask)
-                if old is None or key < old:
-                    best[mask] = key
-        return [k[3] for k in sorted(best.values())]
+    def ancestors(self, t: int) -> int:
+        """Bitmask of the nodes with a possibly directed path into ``t`` (not t)."""
+        out = self.panc.get(t)
+        if out is None:
+            # the x whose edge to v could be x -> v: no arrowhead at x, no tail at v
+            adj, arrow_from, tail_at = self.bits.adj, self.bits.out[ARROW], self.bits.at[TAIL]
+            out = todo = adj[t] & ~arrow_from[t] & ~tail_at[t]
+            while todo:
+                low = todo & -todo
+                todo ^= low
+                v = low.bit_length() - 1
+                new = adj[v] & ~arrow_from[v] & ~tail_at[v] & ~out
+                out |= new
+                todo |= new
+            out = self.panc[t] = out & ~(1 << t)
+        return out
 
-    def _candidates_np(self, i: int, j: int, size: int, allowed: int) -> np.ndarray:
-        parts = []
-        for side, root in enumerate((i, j)):
-            cm, dist, sets = self.tree(root, size).legal_arrays(size, allowed)
-            if cm.size:
-                parts.append((cm, dist, np.full(cm.size, side), np.arange(cm.size), sets))
-        if not parts:
-            return np.zeros((0, size), dtype=np.intp)
-        if len(parts) == 1:
-            cm, dist, side, rank, sets = parts[0]
+    def _reaches(self, root: int, allowed: int, size: int) -> bool:
+        """Whether ``size`` nodes of ``allowed`` are reached from ``root`` by PDS paths (each
+        inner node a collider or in a triangle) that stay inside ``allowed``.
+
+        Necessary for a legal set inside ``allowed``: each of its nodes is reached by such a
+        path through its own nodes. The search does not build the tree (no depth bound, no
+        edge walked only once), so it is cheap and only over-approximates.
+        """
+        adj, arrow_in = self.bits.adj, self.bits.at[ARROW]
+        seen = adj[root] & allowed
+        walked = {root: seen}  # walked[b]: the c with b -> c already on the stack
+        stack = [(root, v) for v in bit_nodes(seen)]
+        while stack and seen.bit_count() < size:
+            a, b = stack.pop()
+            step = adj[a] | (arrow_in[b] if (arrow_in[b] >> a) & 1 else 0)
+            done = walked.get(b, 0)
+            nxt = adj[b] & step & allowed & ~done & ~(1 << a)
+            if nxt:
+                walked[b] = done | nxt
+                seen |= nxt
+                stack.extend((b, c) for c in bit_nodes(nxt))
+        return seen.bit_count() >= size
+
+    def candidates(self, i: int, j: int) -> Candidates:
+        """The ICD-Sep conditioning sets of the edge i–j (size: the radius), in test order.
+
+        Remembered per edge: the sets only depend on ``allowed`` and the trees of the sides
+        that pass :meth:`_reaches` (which, like ``allowed``, can only shrink as edges go).
+        """
+        size = self.radius
+        allowed = (self.ancestors(i) | self.ancestors(j)) & ~((1 << i) | (1 << j))
+        if self.order_aware:
+            allowed &= (1 << max(i, j)) - 1
+        if allowed.bit_count() < size:
+            return []
+        hit = self.memo.get((i, j))
+        if (
+            hit is not None
+            and hit[0] == allowed
+            and all(self.trees.get(t.root) is t for t in hit[1])
+        ):
+            return hit[2]
+        trees = [self.tree(root) for root in (i, j) if self._reaches(root, allowed, size)]
+        out = _legal_candidates(trees, (i, j), size, allowed, len(self.bits.adj))
+        self.memo[(i, j)] = (allowed, trees, out)
+        return out
+
+
+def _legal_candidates(
+    trees: list[_PDSTree], ends: tuple[int, int], size: int, allowed: int, n: int
+) -> Candidates:
+    """The legal sets inside ``allowed`` of the trees of the edge's ends, each set once (at
+    its best ``(distance, side, rank)``), in that order."""
+    sides = [(ends.index(t.root), t) for t in trees]
+    if not sides:
+        return []
+    if n <= 64 and sum(comb(len(t.usable(allowed)), size) for _, t in sides) > _NUMPY_MIN_SETS:
+        return _candidates_np(sides, size, allowed)
+    best: dict[int, tuple[int, int, int, tuple[int, ...]]] = {}
+    for side, tree in sides:
+        for rank, (mask, dist, combo) in enumerate(tree.legal_sets(size, allowed)):
+            key = (dist, side, rank, combo)
+            old = best.get(mask)
+            if old is None or key < old:
+                best[mask] = key
+    return [k[3] for k in sorted(best.values())]
+
+
+def _search_level(
+    bits: MarkBits,
+    runner: TestRunner,
+    r: int,
+    sepsets: dict[tuple[int, int], tuple[int, ...]],
+    order_aware: bool,
+) -> bool:
+    """One iteration r ≥ 2: each edge (ascending) tested given its ICD-Sep sets until the
+    first independence; removes the separated edges. Returns whether any edge had a set.
+
+    With a vectorised test, the first sets of an edge and of the next edges with sets (as
+    the graph is now) are decided in one call; an edge whose sets are still the same when it
+    is reached uses those decisions (a decision does not depend on the other queries). After
+    a removal, which can change the next edges' sets, only the edge itself is decided, then
+    twice as many edges each time one stays, up to ``_AHEAD_EDGES``.
+    """
+    state = _ICDState(bits, r, order_aware)
+    adj = bits.adj
+    edges = [(i, j) for i in range(len(adj)) for j in bit_nodes(adj[i] >> (i + 1) << (i + 1))]
+    known: dict[tuple[int, int], tuple[Candidates, np.ndarray]] = {}
+    any_cand = False
+    ahead = _AHEAD_EDGES  # edges decided together (see above)
+    for e, (i, j) in enumerate(edges):
+        cand = state.candidates(i, j)
+        if len(cand) == 0:
+            continue
+        any_cand = True
+        prior = None
+        if runner.vectorised:
+            got = known.get((i, j))
+            if got is None or not _same_sets(got[0], cand):
+                _decide_ahead(state, runner, edges, e, cand, known, ahead)
+                got = known[(i, j)]
+            prior = got[1]
+        q = runner.first_independent(i, j, cand, known=prior)
+        if q >= 0:
+            state.remove_edge(i, j)
+            sepsets[(i, j)] = tuple(sorted(int(x) for x in cand[q]))
+            ahead = 1
         else:
-            cm, dist, side, rank, sets = (np.concatenate(x) for x in zip(*parts, strict=False))
-        order = np.lexsort((rank, side, dist))
-        _, first = np.unique(cm[order], return_index=True)
-        return sets[order[np.sort(first)]]
+            ahead = min(2 * ahead, _AHEAD_EDGES)
+    return any_cand
+
+
+def _decide_ahead(
+    state: _ICDState,
+    runner: TestRunner,
+    edges: list[tuple[int, int]],
+    e: int,
+    cand: Candidates,
+    known: dict[tuple[int, int], tuple[Candidates, np.ndarray]],
+    ahead: int,
+) -> None:
+    """Decide (up to ``_AHEAD_PREFIX``) sets of edge ``edges[e]`` and of the edges after it
+    with sets, ``ahead`` edges and about ``_AHEAD_SETS`` sets in all, in one call; record
+    them in ``known``."""
+    batch = [(edges[e], cand)]
+    total = min(len(cand), _AHEAD_PREFIX)
+    for u, v in edges[e + 1 :]:
+        if total >= _AHEAD_SETS or len(batch) >= ahead:
+            break
+        more = state.candidates(u, v)
+        if len(more):
+            batch.append(((u, v), more))
+            total += min(len(more), _AHEAD_PREFIX)
+    counts = [min(len(c), _AHEAD_PREFIX) for _, c in batch]
+    conds = np.concatenate(
+        [
+            np.asarray(c[:k], dtype=np.intp).reshape(k, state.radius)
+            for (_, c), k in zip(batch, counts, strict=True)
+        ]
+    )
+    ends = np.repeat(np.array([ij for ij, _ in batch], dtype=np.intp), counts, axis=0)
+    res = runner.decide(ends[:, 0], ends[:, 1], conds)
+    for (ij, c), lo, hi in zip(batch, np.cumsum([0, *counts[:-1]]), np.cumsum(counts), strict=True):
+        known[ij] = (c, res[lo:hi])
+
+
+def _same_sets(a: Candidates, b: Candidates) -> bool:
+    """Whether two lists of conditioning sets are the same, in the same order."""
+    return a is b or (len(a) == len(b) and np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+def _candidates_np(sides: list[tuple[int, _PDSTree]], size: int, allowed: int) -> np.ndarray:
+    """:func:`_legal_candidates` from the trees' :meth:`_PDSTree.legal_arrays`."""
+    parts = []
+    for side, tree in sides:
+        cm, dist, sets = tree.legal_arrays(size, allowed)
+        if cm.size:
+            parts.append((cm, dist, np.full(cm.size, side), np.arange(cm.size), sets))
+    if not parts:
+        return np.zeros((0, size), dtype=np.intp)
+    if len(parts) == 1:
+        cm, dist, side, rank, sets = parts[0]
+    else:
+        cm, dist, side, rank, sets = (np.concatenate(x) for x in zip(*parts, strict=False))
+    order = np.lexsort((rank, side, dist))
+    _, first = np.unique(cm[order], return_index=True)
+    return sets[order[np.sort(first)]]
 
 
 def icd(
@@ -283,7 +475,7 @@ def icd(
     max_cond_size: int | None = None,
     order_aware: bool = False,
     _pre0: np.ndarray | None = None,
-    _pre1: np.ndarray | None = None,
+    _pre1: Sequence[int] | None = None,
 ) -> StructureResult:
     """Learn a PAG with ICD from a CI test over nodes ``0..n_nodes-1``.
 
@@ -308,70 +500,35 @@ def icd(
     keep[iu[~ind0], ju[~ind0]] = True
     keep |= keep.T
     g = MarkGraph.from_array(np.where(keep, CIRCLE, NONE))
-    c0, c4 = sepset_deciders(sepsets)
-    orient(g, c0, c4, order_aware=order_aware, tail_rules=False)
+    # r = 1: one vectorised call for every (edge, node), then the sequential sweep. The sweep
+    # reads adjacencies only, so the r = 0 graph is oriented only when the search stops there.
     reached = 0
-    done = limit < 1
-
-    # r = 1: one vectorised call for every (edge, node), then the sequential sweep
-    if not done:
-        ind1 = np.asarray(_pre1, dtype=bool) if _pre1 is not None else _all_order1(runner, g)
-        any_cand = False
-        adj = g.adj
-        for i in range(n):
-            nb_i = sorted(adj[i])  # refreshed when an edge of i is removed
-            for j in [x for x in nb_i if x > i]:
-                lim = j if order_aware else n
-                ci = [k for k in _r1_order(nb_i, j) if k < lim]
-                seen = set(ci)
-                cand = ci + [k for k in _r1_order(sorted(adj[j]), i) if k < lim and k not in seen]
-                if not cand:
-                    continue
-                any_cand = True
-                row = ind1[i, j]
-                for q, k in enumerate(cand):
-                    if row[k]:
-                        runner.n_consulted += q + 1
-                        g.remove_edge(i, j)
-                        sepsets[(i, j)] = (k,)
-                        nb_i = sorted(adj[i])
-                        break
-                else:
-                    runner.n_consulted += len(cand)
-        if any_cand:
-            reached = 1
+    if limit < 1:
         c0, c4 = sepset_deciders(sepsets)
-        orient(g, c0, c4, order_aware=order_aware, tail_rules=True)
+        bits = orient(g, c0, c4, order_aware=order_aware, tail_rules=False)
+        done = True
+    else:
+        hits = _pre1 if _pre1 is not None else _all_order1(runner, g)
+        removed, any_cand = _r1_sweep(keep, hits, runner, sepsets, order_aware)
+        for i, j in removed:
+            g.remove_edge(i, j)
+        reached = int(any_cand)
+        c0, c4 = sepset_deciders(sepsets)
+        bits = orient(g, c0, c4, order_aware=order_aware, tail_rules=True)
         done = not any_cand
 
     # r >= 2: ICD-Sep conditioning sets from PDS trees
     r = 2
     while not done and r <= limit:
-        state = _ICDState(g)
-        any_cand = False
-        for i in range(n):
-            for j in range(i + 1, n):
-                if j not in g.adj[i]:
-                    continue
-                cand = state.candidates(i, j, r, order_aware)
-                if len(cand) == 0:
-                    continue
-                any_cand = True
-                q = runner.first_independent(i, j, cand)
-                if q >= 0:
-                    g.remove_edge(i, j)
-                    sepsets[(i, j)] = tuple(sorted(int(x) for x in cand[q]))
-                    state.invalidate(i, j)
-        if not any_cand:
-            done = True
+        if not _search_level(bits, runner, r, sepsets, order_aware):
             break
         reached = r
         c0, c4 = sepset_deciders(sepsets)
-        orient(g, c0, c4, order_aware=order_aware, tail_rules=False)
+        bits = orient(g, c0, c4, order_aware=order_aware, tail_rules=False)
         r += 1
 
     _, c4 = sepset_deciders(sepsets)
-    close_tail_rules(g, c4)
+    close_tail_rules(bits, c4)
     return StructureResult(
         marks=g.to_array(),
         sepsets=sepsets,
@@ -381,22 +538,6 @@ def icd(
         order_aware=order_aware,
         params={"max_cond_size": max_cond_size},
     )
-
-
-def _possible_ancestor_masks_np(g: MarkGraph) -> list[int]:
-    """As :meth:`MarkGraph.possible_ancestor_masks`, by boolean matrix closure (n <= 64)."""
-    m = np.array(g.m, dtype=np.int8)
-    # pd[x, y]: the edge x *-* y could be x -> y (no arrowhead at x, no tail at y)
-    pd = (m != 0) & (m != TAIL) & (m.T != ARROW)
-    reach = pd.copy()
-    while True:
-        nxt = reach | ((reach.astype(np.uint8) @ reach.astype(np.uint8)) > 0)
-        if np.array_equal(nxt, reach):
-            break
-        reach = nxt
-    np.fill_diagonal(reach, False)
-    bits = np.left_shift(np.uint64(1), np.arange(g.n, dtype=np.uint64))
-    return (reach.T.astype(np.uint64) * bits).sum(axis=1, dtype=np.uint64).tolist()
 
 
 # ---- r = 1 tie-break: the iteration order of a CPython set of small ints -------------------
@@ -432,9 +573,34 @@ def _table_size(minused: int) -> int:
 
 def _set_fill(keys: list[int], size: int) -> list[int]:
     table: list[int | None] = [None] * size
+    mask = size - 1
     for k in keys:
-        _set_insert(table, size - 1, k)
+        if table[k & mask] is None:  # the home slot is free (the common case)
+            table[k & mask] = k
+        else:
+            _set_insert(table, mask, k)
     return [k for k in table if k is not None]
+
+
+def _r1_tables(s: int, has_drop: bool) -> tuple[int, int]:
+    """Sizes of the hash tables of ``set(neigh)`` (``s`` keys) and of the difference."""
+    t_x = _table_size(2 * s) if s >= 5 else 8
+    return t_x, t_x if s >= 8 else (8 if s - has_drop <= 4 else 32)
+
+
+@lru_cache(maxsize=1024)
+def _r1_slots(s: int) -> int:
+    """Size of the final table of ``set(neigh) - {drop}``, ``s`` keys with drop among them."""
+    return _r1_tables(s, True)[1]
+
+
+def _fold(mask: int, size: int) -> int:
+    """The slots (key mod ``size``) of the keys in ``mask``, as a bitmask."""
+    out, low = 0, (1 << size) - 1
+    while mask:
+        out |= mask & low
+        mask >>= size
+    return out
 
 
 def _r1_order(neigh: list[int], drop: int) -> list[int]:
@@ -442,8 +608,7 @@ def _r1_order(neigh: list[int], drop: int) -> list[int]:
     s = len(neigh)
     if s == 0:
         return []
-    t_x = _table_size(2 * s) if s >= 5 else 8
-    t_final = t_x if s >= 8 else (8 if s - (drop in neigh) <= 4 else 32)
+    t_x, t_final = _r1_tables(s, drop in neigh)
     if neigh[-1] < min(t_x, t_final):  # no wrap-around: ascending
         return [k for k in neigh if k != drop]
     mask = t_final - 1
@@ -451,9 +616,14 @@ def _r1_order(neigh: list[int], drop: int) -> list[int]:
     slots = [k & mask for k in rest]
     if len(set(slots)) == len(slots):  # no collision: every key sits in its home slot
         return [k for _, k in sorted(zip(slots, rest, strict=True))]
-    if s >= 8:  # the table layout does not depend on drop: cache it per neighbour set
-        return [k for k in _r1_order_full(tuple(neigh)) if k != drop]
-    return list(_r1_order_sim(tuple(neigh), drop))
+    return list(_r1_collided(tuple(neigh), drop))
+
+
+def _r1_collided(neigh: tuple[int, ...], drop: int) -> Sequence[int]:
+    """:func:`_r1_order` when two keys share a slot: the simulated table."""
+    if len(neigh) >= 8:  # the table layout does not depend on drop: cache it per neighbour set
+        return [k for k in _r1_order_full(neigh) if k != drop]
+    return _r1_order_sim(neigh, drop)
 
 
 @lru_cache(maxsize=16384)
@@ -464,11 +634,8 @@ def _r1_order_full(neigh: tuple[int, ...]) -> tuple[int, ...]:
 
 @lru_cache(maxsize=65536)
 def _r1_order_sim(neigh: tuple[int, ...], drop: int) -> tuple[int, ...]:
-    s = len(neigh)
-    neigh = list(neigh)
-    x = _set_fill(neigh, _table_size(2 * s) if s >= 5 else 8)
-    if s >= 8:  # set_copy_and_difference: one table sized for all of x, then discard
-        return tuple(k for k in _set_fill(x, _table_size(2 * s)) if k != drop)
+    s = len(neigh)  # < 8: the difference is built by adding the keys one by one
+    x = _set_fill(list(neigh), _table_size(2 * s) if s >= 5 else 8)
     table: list[int | None] = [None] * 8
     fill = 0
     for k in x:
@@ -496,13 +663,87 @@ def _combo_index(n: int, size: int) -> np.ndarray:
     return out
 
 
-def _all_order1(runner: TestRunner, g: MarkGraph) -> np.ndarray:
-    """``ind[i, j, k]``: decision of ``i ⫫ j | k`` for every remaining edge and every k."""
+def _r1_sweep(
+    adjacency: np.ndarray,
+    hits: Sequence[int],
+    runner: TestRunner,
+    sepsets: dict[tuple[int, int], tuple[int, ...]],
+    order_aware: bool,
+) -> tuple[list[tuple[int, int]], bool]:
+    """The r = 1 iteration on the skeleton ``adjacency``: edges in ascending order, each
+    tested given single nodes in the order of the module docstring until the first
+    independence (``hits``: per edge, in that order, the bitmask of the k with
+    ``i ⫫ j | k``). Returns the separated edges, in order, and whether any edge had a
+    candidate node.
+
+    Adjacencies and decisions are bitmasks; an edge's candidate order is only materialised
+    when it is not by slot and a separating node lies in that part.
+    """
+    n = len(adjacency)
+    nbm = bitmask_rows(adjacency)
+    every = (1 << n) - 1
+    any_cand = False
+    consulted = 0
+    removed = []
+    edge_hits = iter(hits)
+    for i in range(n):
+        # the edges i–j, j > i, are all still there: only the current edge is ever removed
+        for j in bit_nodes(nbm[i] >> (i + 1) << (i + 1)):
+            hit = next(edge_hits)
+            low = ((1 << j) - 1) if order_aware else every
+            mi = nbm[i] & low & ~(1 << j)  # candidates from the neighbours of i
+            mj = nbm[j] & low & ~(1 << i) & ~mi  # then those of j not already tried
+            if not (mi | mj):
+                continue
+            any_cand = True
+            if hit & mi:
+                q, k = _r1_first(nbm[i], j, mi, hit & mi)
+            elif hit & mj:
+                q, k = _r1_first(nbm[j], i, mj, hit & mj)
+                q += mi.bit_count()
+            else:
+                consulted += mi.bit_count() + mj.bit_count()
+                continue
+            consulted += q + 1
+            nbm[i] &= ~(1 << j)
+            nbm[j] &= ~(1 << i)
+            sepsets[(i, j)] = (k,)
+            removed.append((i, j))
+    runner.n_consulted += consulted
+    return removed, any_cand
+
+
+def _r1_first(mask: int, drop: int, sub: int, hits: int) -> tuple[int, int]:
+    """Position and node of the first node of ``hits`` in ``_r1_order(nodes, drop)`` restricted
+    to ``sub`` (``nodes``: the bitmask ``mask``, ``drop`` in it; ``hits`` non-empty, in ``sub``).
+
+    Where the keys other than ``drop`` sit in distinct slots of the final table, that order is
+    by slot (ascending when the table is larger than every key), read off the bitmasks folded
+    to the table size; otherwise the set is simulated.
+    """
+    size = _r1_slots(mask.bit_count())
+    if not mask >> size:
+        first = hits & -hits
+        return (sub & (first - 1)).bit_count(), first.bit_length() - 1
+    rest = mask & ~(1 << drop)
+    if _fold(rest, size).bit_count() == rest.bit_count():
+        slots = _fold(hits, size)
+        first = slots & -slots
+        k = first.bit_length() - 1
+        while not (hits >> k) & 1:
+            k += size
+        return (_fold(sub, size) & (first - 1)).bit_count(), k
+    seq = [k for k in _r1_collided(tuple(bit_nodes(mask)), drop) if (sub >> k) & 1]
+    q = next(q for q, k in enumerate(seq) if (hits >> k) & 1)
+    return q, seq[q]
+
+
+def _all_order1(runner: TestRunner, g: MarkGraph) -> list[int]:
+    """For each edge i–j (i < j, ascending), the bitmask of the k with ``i ⫫ j | k``."""
     n = g.n
-    ind = np.zeros((n, n, n), dtype=bool)
-    pairs = [(i, j) for i in range(n) for j in g.adj[i] if j > i]
+    pairs = [(i, j) for i in range(n) for j in sorted(g.adj[i]) if j > i]
     if not pairs or n < 3:
-        return ind
+        return [0] * len(pairs)
     p = np.array(pairs, dtype=np.intp)
     e = len(p)
     ii = np.repeat(p[:, 0], n)
@@ -511,5 +752,4 @@ def _all_order1(runner: TestRunner, g: MarkGraph) -> np.ndarray:
     keep = (kk != ii) & (kk != jj)
     res = np.zeros(e * n, dtype=bool)
     res[keep] = runner.decide(ii[keep], jj[keep], kk[keep, None])
-    ind[ii, jj, kk] = res
-    return ind
+    return bitmask_rows(res.reshape(e, n))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recausal.causal._graph import StructureResult
+from recausal.causal._graph import StructureResult, bitmask_rows
 from recausal.causal.citest import (
     CORR_CLIP,
     CorrelationCITest,
@@ -102,7 +102,7 @@ def learn_pags(
             )
             continue
         pre0 = np.abs(block) < critical_correlation(n_samples, 0, alpha)
-        pre1 = _order1_decisions(block, n_samples, alpha) if n >= 3 else None
+        pre1 = _order1_decisions(block, pre0, n_samples, alpha)
         for u, t in enumerate(tests):
             out.append(
                 icd(
@@ -111,24 +111,26 @@ def learn_pags(
                     max_cond_size=max_cond_size,
                     order_aware=order_aware,
                     _pre0=pre0[u],
-                    _pre1=None if pre1 is None else pre1[u],
+                    _pre1=pre1[u],
                 )
             )
     return out
 
 
-def _order1_decisions(corr: np.ndarray, n_samples: int, alpha: float) -> np.ndarray:
-    """``ind[b, i, j, k]``: ``i ⫫ j | k`` for every user b and triple, closed form.
+def _order1_decisions(
+    corr: np.ndarray, pre0: np.ndarray, n_samples: int, alpha: float
+) -> list[list[int]]:
+    """Per user b, for each pair i < j not separated at order 0 (``pre0[b, i, j]`` false, in
+    ascending order), the bitmask of the k with ``i ⫫ j | k``, closed form.
 
     ``r_ij·k² < r*²`` written without division: ``(r_ij − r_ik·r_jk)² < r*²·(1−r_ik²)(1−r_jk²)``
     (a zero denominator, k a copy of i or j, reads as dependent, as in the scalar test).
     """
     rc = min(critical_correlation(n_samples, 1, alpha), CORR_CLIP)
-    out = np.empty((*corr.shape, corr.shape[-1]), dtype=bool)
-    for b in range(corr.shape[0]):
-        c = corr[b]
-        num = c[:, :, None] - c[:, None, :] * c[None, :, :]
-        s = 1.0 - c * c
-        den = s[:, None, :] * s[None, :, :]
-        np.less(num * num, (rc * rc) * den, out=out[b])
-    return out
+    bb, ii, jj = np.nonzero(np.triu(~pre0, 1))
+    s = 1.0 - corr * corr
+    num = corr[bb, ii, jj][:, None] - corr[bb, ii] * corr[bb, jj]
+    ind = num * num < (rc * rc) * (s[bb, ii] * s[bb, jj])
+    rows = bitmask_rows(ind) if len(bb) else []
+    ends = np.cumsum(np.bincount(bb, minlength=len(corr))).tolist()
+    return [rows[lo:hi] for lo, hi in zip([0, *ends[:-1]], ends, strict=True)]

@@ -64,24 +64,38 @@ class TestRunner:
             dtype=bool,
         )
 
-    def first_independent(self, i: int, j: int, conds: Sequence[tuple[int, ...]]) -> int:
+    def first_independent(
+        self,
+        i: int,
+        j: int,
+        conds: Sequence[tuple[int, ...]] | np.ndarray,
+        known: np.ndarray | None = None,
+    ) -> int:
         """Index of the first set in ``conds`` that separates i and j, or -1 (counts tests).
 
         With a vectorised test the sets are decided in growing chunks (8, 32, 128, ...), so
-        an early independence costs little and a long list costs few numpy calls.
+        an early independence costs little and a long list costs few numpy calls. ``known``:
+        the decisions of a prefix of ``conds`` made beforehand (counted here as consulted).
         """
         total = len(conds)
         if total == 0:
             return -1
+        start = 0
+        if known is not None and len(known):
+            hit = np.flatnonzero(known)
+            if hit.size:
+                self.n_consulted += int(hit[0]) + 1
+                return int(hit[0])
+            start = len(known)
         if self._many is None:
             ind = self.test.independent
-            for q, c in enumerate(conds):
-                if ind(i, j, c):
+            for q in range(start, total):
+                if ind(i, j, conds[q]):
                     self.n_consulted += q + 1
                     return q
             self.n_consulted += total
             return -1
-        start, chunk = 0, 8
+        chunk = 8 if start == 0 else 4 * start
         size = len(conds[0])
         while start < total:
             part = conds[start : start + chunk]

@@ -250,9 +250,16 @@ class Batch:
         np.add.at(self.calls, pairs[0], 1)
         np.add.at(self.rows, owners, 1)
 
+    def _score_ids(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
+        """The model's scores of ``seqs``, each an edit of history ``owners[i]`` or the history
+        itself (the model may reuse what an edit shares with its history); not counted."""
+        from recausal.models.adapter import Edits
+
+        return self.model.score_ids(Edits(seqs, self.ids, owners), batch_size=self.batch_size)
+
     def score(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
         """Scores of ``seqs`` (row ``i`` belongs to history ``owners[i]``), in one batch."""
-        out = self.model.score_ids(seqs, batch_size=self.batch_size)
+        out = self._score_ids(owners, seqs)
         self._account(owners, self.batch_size)
         return out
 
@@ -267,22 +274,29 @@ class Batch:
         chunk by chunk so that memory stays bounded however many sets are tried."""
         out = np.empty(len(seqs), dtype=np.int64)
         for start in range(0, len(seqs), self.batch_size):
-            chunk = seqs[start : start + self.batch_size]
-            scores = self.model.score_ids(chunk, batch_size=self.batch_size)
-            self._mask_seen(scores, owners[start : start + len(chunk)])
+            chunk = owners[start : start + self.batch_size]
+            scores = self._score_ids(chunk, seqs[start : start + len(chunk)])
+            self._mask_seen(scores, chunk)
             out[start : start + len(chunk)] = scores.argmax(axis=1)
         self._account(owners, self.batch_size)
         return out
 
     def attention(
-        self, targets: Sequence[int], layer: int = -1, chunk: int = 256
+        self,
+        targets: Sequence[int],
+        layer: int = -1,
+        chunk: int = 256,
+        users: Sequence[int] | None = None,
     ) -> list[np.ndarray]:
-        """Per-head attention of every history with its target appended (chunked passes)."""
+        """Per-head attention of each history (of ``users``, default all) with its target
+        (``targets[i]`` for the i-th of them) appended, in chunked passes."""
+        users = list(range(len(self.ids)) if users is None else users)
         out: list[np.ndarray] = []
-        for start in range(0, len(self.ids), chunk):
-            stop = min(start + chunk, len(self.ids))
-            out += self.model.attention_ids(self.ids[start:stop], targets[start:stop], layer)
-        self.calls += 1
+        for start in range(0, len(users), chunk):
+            part = users[start : start + chunk]
+            ids = [self.ids[u] for u in part]
+            out += self.model.attention_ids(ids, targets[start : start + len(part)], layer)
+        self.calls[users] += 1
         return out
 
     def baselines(self, k: int) -> list[Baseline]:

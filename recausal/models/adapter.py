@@ -17,16 +17,18 @@ model object held in memory.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from recausal.errors import (
     EmptyHistoryError,
@@ -39,6 +41,29 @@ from recausal.errors import (
 from recausal.models.bundle import Bundle
 
 History = Sequence[str]
+
+
+class Edits(list):
+    """Encoded histories that remember the unedited history each was made from.
+
+    Row ``i`` is an edit (items deleted or replaced by padding) of ``originals[owners[i]]``.
+    To every consumer it is a plain list; SASRec's scoring reads the originals to reuse the
+    computation of the prefix an edit shares with its original. A slice is again ``Edits``.
+    """
+
+    def __init__(
+        self, seqs: Iterable[np.ndarray], originals: Sequence[np.ndarray], owners: Sequence[int]
+    ) -> None:
+        super().__init__(seqs)
+        self.originals = originals
+        self.owners = np.asarray(owners, dtype=np.int64)
+        if len(self.owners) != len(self):
+            raise InvalidInputError(f"{len(self)} edits but {len(self.owners)} owners")
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return Edits(super().__getitem__(index), self.originals, self.owners[index])
+        return super().__getitem__(index)
 
 
 @dataclass(frozen=True)
@@ -106,8 +131,9 @@ class SequentialModel(ABC):
     encoder_path: str | None = "trm_encoder"
     #: why ``attention`` is unavailable when the network has no encoder at ``encoder_path``
     no_attention_reason: str = "no self-attention"
-    #: score with a last layer computed only at the position that is read (SASRec, BERT4Rec)
-    one_row_last_layer: bool = True
+    #: score with recausal's inference forward (:class:`_Transformer`; SASRec, BERT4Rec)
+    #: rather than the network's own ``forward``
+    fast_scoring: bool = True
 
     def __init__(
         self,
@@ -246,22 +272,19 @@ class SequentialModel(ABC):
 
     # ----------------------------------------------------------------- scoring
     def _pad(self, seqs: Sequence[np.ndarray], extra: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-aligned padded batch and lengths. An empty history (every item removed by an
-        explainer) is read as one padding token: the model's output given no items."""
-        seqs = [s if len(s) else np.zeros(1, dtype=np.int64) for s in seqs]
-        lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-        width = int(lengths.max()) + extra
-        batch = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, s in enumerate(seqs):
-            batch[row, : len(s)] = torch.from_numpy(np.asarray(s, dtype=np.int64))
-        return batch, lengths
+        """Left-aligned padded batch and lengths (see :func:`_padded`)."""
+        batch, lengths = _padded(seqs, extra)
+        return torch.from_numpy(batch), torch.from_numpy(lengths)
 
     @abstractmethod
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
         """Scores (B, n_items) for already-encoded histories."""
 
     def score_ids(self, seqs: Sequence[np.ndarray], batch_size: int = 1024) -> np.ndarray:
-        """Score encoded histories (each within ``capacity``); padding id 0 scores -inf."""
+        """Score encoded histories (each within ``capacity``); padding id 0 scores -inf.
+
+        Edited histories given as :class:`Edits` score the same, and faster for SASRec.
+        """
         if len(seqs) == 0:
             return np.empty((0, self.n_items), dtype=np.float32)
         out = np.empty((len(seqs), self.n_items), dtype=np.float32)
@@ -328,7 +351,13 @@ class SequentialModel(ABC):
             )
         captured: list[torch.Tensor] = []
         module = encoder.layer[layer].multi_head_attention.attn_dropout
-        handle = module.register_forward_hook(lambda m, inp, out: captured.append(inp[0]))
+        caller = threading.get_ident()  # another thread may run the same network meanwhile
+
+        def capture(m: torch.nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            if threading.get_ident() == caller:
+                captured.append(inp[0])
+
+        handle = module.register_forward_hook(capture)
         try:
             with torch.inference_mode():
                 self._forward(*self._abductive_input(seqs, targets))
@@ -367,38 +396,284 @@ class SequentialModel(ABC):
         return self.attention_ids([ids], [tid], layer)[0]
 
 
-def _encode_at(
-    net: torch.nn.Module, batch: torch.Tensor, rows: torch.Tensor, bidirectional: bool
-) -> torch.Tensor:
-    """The deepest transformer layer's output at one position per sequence, ``(B, hidden)``.
+def _padded(seqs: Sequence[np.ndarray], extra: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-aligned padded batch ``(B, longest + extra)`` and lengths. An empty history (every
+    item removed by an explainer) is read as one padding token: the model's output given no
+    items."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    width = max(int(lengths.max()), 1) + extra
+    batch = np.zeros((len(seqs), width), dtype=np.int64)
+    batch[np.arange(width) < lengths[:, None]] = np.concatenate(seqs)
+    return batch, np.maximum(lengths, 1)
 
-    The same computation as RecBole's SASRec/BERT4Rec ``forward`` (evaluation mode, dropout is
-    the identity) followed by picking position ``rows[b]`` of sequence ``b``, except that the
-    last layer computes its query, attention output and feed-forward block only for that
-    position: every other position of the last layer is discarded anyway. Keys and values
-    still come from every position, so the result is the same up to float rounding.
+
+def _layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    return F.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+#: RecBole's ``hidden_act`` names → the same functions as single kernels (``gelu``: the exact
+#: erf form in both)
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "gelu": F.gelu,
+    "relu": F.relu,
+    "swish": F.silu,
+    "tanh": torch.tanh,
+    "sigmoid": torch.sigmoid,
+}
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """The states of the originals an edit batch was made from, for :class:`_Transformer`."""
+
+    #: per layer, the originals' states at every position (row ``original * width + position``)
+    #: and after them, rows where each pass writes its own to gather from both at once
+    states: list[torch.Tensor]
+    #: rows of ``states`` that hold the originals'
+    size: int
+    #: each edit's original (its row among them)
+    origin: np.ndarray
+    #: the originals' padded width
+    width: int
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The positions a batch computes, and its first layer's inputs, for :class:`_Transformer`.
+
+    Row ``b`` computes positions ``starts[b]..ends[b]-1`` (the earlier ones' states come from
+    ``prefix``) and is read at ``read[b]``. ``positions`` ``(B, S)`` lists them left-aligned
+    (padding slots: position 0, item 0); ``pairs`` gives each slot's row in ``inputs`` (the
+    first layer's input) and ``projected`` (its query, key and value), computed once per
+    distinct (item, position) pair: the edits of a few histories share most of theirs.
     """
-    length = batch.size(1)
-    positions = torch.arange(length, dtype=torch.long).unsqueeze(0).expand_as(batch)
-    hidden = net.LayerNorm(net.item_embedding(batch) + net.position_embedding(positions))
-    mask = net.get_attention_mask(batch, bidirectional=bidirectional)  # (B, 1, L or 1, L)
-    layers = net.trm_encoder.layer
-    for layer in layers[:-1]:
-        hidden = layer(hidden, mask)
-    last = layers[-1]
-    mha = last.multi_head_attention
-    index = torch.arange(batch.size(0))
-    own = hidden[index, rows]  # (B, hidden)
-    heads, size = mha.num_attention_heads, mha.attention_head_size
-    query = mha.query(own).view(-1, heads, 1, size)
-    key = mha.key(hidden).view(batch.size(0), length, heads, size).permute(0, 2, 3, 1)
-    value = mha.value(hidden).view(batch.size(0), length, heads, size).permute(0, 2, 1, 3)
-    scores = torch.matmul(query, key) / mha.sqrt_attention_head_size
-    row_mask = mask[index, :, rows if mask.size(2) > 1 else 0].unsqueeze(2)  # (B, 1, 1, L)
-    probs = mha.softmax(scores + row_mask)
-    context = torch.matmul(probs, value).reshape(-1, mha.all_head_size)
-    attended = mha.LayerNorm(mha.dense(context) + own)
-    return last.feed_forward(attended)
+
+    tokens: np.ndarray
+    read: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    positions: np.ndarray
+    pairs: np.ndarray
+    inputs: torch.Tensor
+    projected: torch.Tensor
+    prefix: _Prefix | None
+
+
+class _Transformer:
+    """An inference forward of RecBole's SASRec/BERT4Rec embedding and ``TransformerEncoder``,
+    read at one position per sequence.
+
+    It reads the network's own weights and computes what ``net.forward`` computes at that
+    position in evaluation mode (dropout is the identity), with RecBole's additive attention
+    mask (-10000, not -inf), up to float rounding. It is faster:
+
+    - rows sorted by the number of positions to compute, in passes of about
+      ``positions_per_pass`` positions, so that little padding is computed; fused attention
+      and activation kernels;
+    - the first layer's input and its query, key and value once per distinct (item,
+      position) pair of the batch (see :class:`_Plan`);
+    - the last layer only at the read position, and without projecting every position's key
+      and value: the query is projected back into the layer input's space instead
+      (``q·(Wk h + bk) = (Wkᵀq)·h + const``, and the attention-weighted values are
+      ``Wv (Σ p h) + bv``);
+    - left to right (``causal``), the prefix an edit shares with its original
+      (:class:`Edits`) has the original's states in every layer: they come from one pass over
+      the originals, and only the rest of each edit is computed.
+
+    Left to right, a read position with no item at or before it (an emptied history) has
+    every key masked: its result depends on the padding, and its attention scores sit at
+    -10000, where float32 rounds them to 1e-3. Those rows are computed by ``net.forward``
+    itself, at the padded width of the whole batch.
+    """
+
+    #: positions computed per pass, padding included
+    positions_per_pass: ClassVar[int] = 6144
+
+    def __init__(self, net: torch.nn.Module, causal: bool) -> None:
+        self.net = net
+        self.causal = causal
+        self.act = _ACTIVATIONS[net.hidden_act]
+        self.layers = list(net.trm_encoder.layer)
+        first = self.layers[0].multi_head_attention
+        self.heads, self.size = int(first.num_attention_heads), int(first.all_head_size)
+        self.qkv = []  # per layer: the query, key and value projections as one
+        for layer in self.layers:
+            parts = [getattr(layer.multi_head_attention, n) for n in ("query", "key", "value")]
+            self.qkv.append(
+                (torch.cat([p.weight for p in parts]), torch.cat([p.bias for p in parts]))
+            )
+
+    def read(self, tokens: np.ndarray, read: np.ndarray, edits: Edits | None) -> torch.Tensor:
+        """The deepest layer's output ``(B, hidden)`` of padded ``tokens`` ``(B, W)`` at
+        positions ``read``; ``edits``: the histories the rows were padded from, for reuse."""
+        ends = read + 1
+        starts = np.zeros_like(read)
+        prefix = None
+        out = torch.empty((len(tokens), self.size))
+        todo = np.arange(len(tokens))
+        if self.causal:
+            emptied = ~tokens.any(axis=1)
+            if emptied.any():  # see the class docstring
+                batch, lengths = torch.from_numpy(tokens[emptied]), torch.from_numpy(ends[emptied])
+                out[emptied] = self.net.forward(batch, lengths)
+                todo = np.flatnonzero(~emptied)
+            if edits is not None:
+                starts, prefix = self._shared(tokens, read, edits)
+        plan = self._plan(tokens, read, starts, ends, prefix)
+        order = todo[np.argsort((ends - starts)[todo], kind="stable")]
+        work = (ends - starts)[order]
+        start = 0
+        while start < len(order):  # rows while the pass's padded positions fit the budget
+            padded = np.arange(1, len(order) - start + 1) * work[start:]
+            stop = start + max(1, int(np.searchsorted(padded, self.positions_per_pass, "right")))
+            out[order[start:stop]] = self._pass(plan, order[start:stop])[0]
+            start = stop
+        return out
+
+    def _shared(
+        self, tokens: np.ndarray, read: np.ndarray, edits: Edits
+    ) -> tuple[np.ndarray, _Prefix | None]:
+        """Per row, the length of the prefix it shares with its original (items, not padding;
+        at most up to its read position), and the originals' states."""
+        used, origin = np.unique(edits.owners, return_inverse=True)
+        originals, lengths = _padded([edits.originals[u] for u in used], 0)
+        width = min(tokens.shape[1], originals.shape[1])
+        same = tokens[:, :width] == originals[origin, :width]
+        same &= tokens[:, :width] != 0
+        shared = np.minimum(np.where(same.all(axis=1), width, same.argmin(axis=1)), read)
+        if not shared.any():
+            return shared, None
+        plan = self._plan(originals, lengths - 1, np.zeros_like(lengths), lengths, None)
+        _, states = self._pass(plan, np.arange(len(originals)))
+        size = states[0].shape[0] * states[0].shape[1]
+        buffers = []
+        for state in states:
+            spare = max(self.positions_per_pass, tokens.shape[1])
+            buffer = state.new_empty((size + spare, state.shape[-1]))
+            buffer[:size].view(state.shape).copy_(state)
+            buffers.append(buffer)
+        return shared, _Prefix(buffers, size, origin, originals.shape[1])
+
+    def _plan(
+        self,
+        tokens: np.ndarray,
+        read: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        prefix: _Prefix | None,
+    ) -> _Plan:
+        """The :class:`_Plan` of rows computing positions ``starts..ends-1``."""
+        slot = np.arange(int((ends - starts).max()))
+        computed = slot < (ends - starts)[:, None]
+        positions = np.where(computed, starts[:, None] + slot, 0)
+        ids = np.where(computed, np.take_along_axis(tokens, positions, axis=1), 0)
+        width = int(positions.max()) + 1
+        pairs, inverse = np.unique(ids * width + positions, return_inverse=True)
+        net = self.net
+        inputs = net.item_embedding(torch.from_numpy(pairs // width))
+        inputs = _layer_norm(
+            inputs + net.position_embedding(torch.from_numpy(pairs % width)), net.LayerNorm
+        )
+        projected = F.linear(inputs, *self.qkv[0])
+        pairs = inverse.reshape(ids.shape)
+        return _Plan(tokens, read, starts, ends, positions, pairs, inputs, projected, prefix)
+
+    def _pass(self, plan: _Plan, rows: np.ndarray) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One forward over ``rows`` of ``plan``: the output at their read positions
+        ``(G, hidden)`` and, per layer, the computed positions' states (keys and values, and
+        for the last layer its input)."""
+        starts, ends = plan.starts[rows], plan.ends[rows]
+        span, width = int((ends - starts).max()), int(ends.max())
+        pairs = torch.from_numpy(plan.pairs[rows, :span].reshape(-1))
+        hidden = plan.inputs.index_select(0, pairs).view(len(rows), span, -1)
+        qkv = plan.projected.index_select(0, pairs).view(len(rows), span, -1)
+        key_ok = torch.from_numpy(plan.tokens[rows, :width] != 0)
+        gather = None
+        prefix = plan.prefix
+        if prefix is not None and starts.any():
+            key = np.arange(width)
+            inside = np.arange(len(rows))[:, None] * span + np.clip(
+                key - starts[:, None], 0, span - 1
+            )
+            gather = np.where(
+                key < starts[:, None],
+                prefix.origin[rows, None] * prefix.width + key,
+                prefix.size + inside,
+            )
+            gather = torch.from_numpy(gather.reshape(-1))
+
+        def everywhere(states: torch.Tensor, depth: int) -> torch.Tensor:
+            """The states at every key position: the prefix's, then the computed ones."""
+            if gather is None:
+                return states
+            buffer = prefix.states[depth]
+            buffer[prefix.size : prefix.size + len(rows) * span].view(states.shape).copy_(states)
+            return buffer.index_select(0, gather).view(len(rows), width, -1)
+
+        states = []
+        mask = self._mask(torch.from_numpy(plan.positions[rows, :span]), key_ok)
+        for depth, layer in enumerate(self.layers[:-1]):
+            if depth:
+                qkv = F.linear(hidden, *self.qkv[depth])
+            states.append(qkv[..., self.size :])
+            query, kv = qkv[..., : self.size], everywhere(states[-1], depth)
+            hidden = self._attend(layer, hidden, query, kv, mask)
+        states.append(hidden)
+        own = hidden[torch.arange(len(rows)), torch.from_numpy(plan.read[rows] - starts)]
+        mask = self._mask(torch.from_numpy(plan.read[rows]).unsqueeze(1), key_ok).squeeze(2)
+        return self._attend_one(own, everywhere(hidden, len(self.layers) - 1), mask), states
+
+    def _mask(self, at: torch.Tensor, key_ok: torch.Tensor) -> torch.Tensor:
+        """RecBole's additive mask ``(G, 1, queries, keys)`` for queries at positions ``at``:
+        0 where a key is an item (and, left to right, not after the query), else -10000."""
+        allowed = key_ok.unsqueeze(1)
+        if self.causal:
+            allowed = allowed & (torch.arange(key_ok.shape[1]) <= at.unsqueeze(-1))
+        return torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
+
+    def _attend(
+        self,
+        layer: torch.nn.Module,
+        inputs: torch.Tensor,
+        query: torch.Tensor,
+        kv: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """One ``TransformerLayer`` at every computed position (``inputs``: the layer input)."""
+        q = query.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+        k, v = kv.unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self._feed(layer, inputs, context.transpose(1, 2).flatten(2))
+
+    def _attend_one(
+        self, inputs: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The last ``TransformerLayer`` at one position per row: ``inputs`` ``(G, hidden)``
+        its layer input there, ``keys`` ``(G, W, hidden)`` the layer input everywhere."""
+        layer = self.layers[-1]
+        weight, bias = self.qkv[-1]
+        size, heads = self.size, self.heads
+        per_head = weight.view(3, heads, -1, size)  # (query/key/value, h, d, H)
+        query = F.linear(inputs, weight[:size], bias[:size]).view(len(inputs), heads, -1)
+        back = torch.bmm(query.transpose(0, 1), per_head[1]).transpose(0, 1)  # (G, h, H)
+        scale = 1 / layer.multi_head_attention.sqrt_attention_head_size
+        scores = torch.baddbmm(mask, back, keys.transpose(1, 2), alpha=scale)
+        mixed = torch.bmm(torch.softmax(scores, dim=-1), keys)  # (G, h, H)
+        context = torch.bmm(mixed.transpose(0, 1), per_head[2].transpose(1, 2))  # (h, G, d)
+        context = context.transpose(0, 1).flatten(1) + bias[2 * size :]
+        return self._feed(layer, inputs, context)
+
+    def _feed(
+        self, layer: torch.nn.Module, inputs: torch.Tensor, context: torch.Tensor
+    ) -> torch.Tensor:
+        """The rest of a ``TransformerLayer`` after attention: output projection, residual and
+        norm, feed-forward block, residual and norm."""
+        mha, ff = layer.multi_head_attention, layer.feed_forward
+        attended = F.linear(context, mha.dense.weight, mha.dense.bias).add_(inputs)
+        attended = _layer_norm(attended, mha.LayerNorm)
+        inner = self.act(F.linear(attended, ff.dense_1.weight, ff.dense_1.bias))
+        out = F.linear(inner, ff.dense_2.weight, ff.dense_2.bias).add_(attended)
+        return _layer_norm(out, ff.LayerNorm)
 
 
 class SASRecModel(SequentialModel):
@@ -410,11 +685,12 @@ class SASRecModel(SequentialModel):
         return self.net.forward(batch, lengths)
 
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
-        batch, lengths = self._pad(seqs, extra=0)
-        if self.one_row_last_layer:
-            hidden = _encode_at(self.net, batch, lengths - 1, bidirectional=False)
+        tokens, lengths = _padded(seqs, 0)
+        if self.fast_scoring:
+            edits = seqs if isinstance(seqs, Edits) else None
+            hidden = _Transformer(self.net, causal=True).read(tokens, lengths - 1, edits)
         else:
-            hidden = self.net.forward(batch, lengths)
+            hidden = self.net.forward(torch.from_numpy(tokens), torch.from_numpy(lengths))
         return hidden @ self.net.item_embedding.weight.T
 
 
@@ -436,16 +712,15 @@ class BERT4RecModel(SequentialModel):
         return self.net.forward(batch)
 
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
-        batch, lengths = self._pad(seqs, extra=1)
-        batch[torch.arange(len(seqs)), lengths] = self.mask_id
-        if self.one_row_last_layer:
-            net = self.net
-            hidden = _encode_at(net, batch, lengths, bidirectional=True)
+        net = self.net
+        tokens, lengths = _padded(seqs, 1)
+        tokens[np.arange(len(seqs)), lengths] = self.mask_id
+        if self.fast_scoring:
+            hidden = _Transformer(net, causal=False).read(tokens, lengths, None)
             hidden = net.output_ln(net.output_gelu(net.output_ffn(hidden)))
         else:
-            hidden = self.net.forward(batch)[torch.arange(len(seqs)), lengths]
-        weights = self.net.item_embedding.weight[: self.net.n_items]
-        return hidden @ weights.T + self.net.output_bias
+            hidden = net.forward(torch.from_numpy(tokens))[torch.arange(len(seqs)), lengths]
+        return F.linear(hidden, net.item_embedding.weight[: net.n_items], net.output_bias)
 
 
 class RecBoleSequentialModel(SequentialModel):

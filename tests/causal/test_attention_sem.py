@@ -126,12 +126,12 @@ def test_bad_input(kwargs: dict, match: str) -> None:
 def test_vectorised_legal_sets_match_plain_enumeration() -> None:
     # the numpy path of ICD's conditioning-set enumeration must list exactly the same sets,
     # in the same order, as the plain-Python path (which follows the definition literally)
-    from recausal.causal._graph import MarkGraph
+    from recausal.causal._graph import MarkBits, MarkGraph
     from recausal.causal.icd import _PDSTree
 
     attn = random_softmax_attention(24, causal=False, seed=9)
     res = pag_from_attention(attn, max_cond_size=1)
-    g = MarkGraph.from_array(res.marks)
+    g = MarkBits(MarkGraph.from_array(res.marks))
     checked = 0
     for root in range(24):
         for size in (2, 3):

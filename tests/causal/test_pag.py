@@ -12,6 +12,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
+import recausal.causal.pag as pag_module
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal.pag import PAG, SCHEMA_VERSION, aggregate_pags
 from recausal.errors import InvalidInputError
@@ -250,7 +251,9 @@ def _brute_force_order(tree) -> list[list[tuple[int, ...]]]:
     return out
 
 
-def test_candidate_sets_match_brute_force_on_random_pags() -> None:
+@pytest.mark.parametrize("sort_all", [0, 10**6], ids=["best-first walk", "sort all"])
+def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) -> None:
+    monkeypatch.setattr(pag_module, "_SORT_ALL_SETS", sort_all)
     rng = np.random.default_rng(7)
     checked = 0
     for _ in range(20):
@@ -265,6 +268,22 @@ def test_candidate_sets_match_brute_force_on_random_pags() -> None:
             assert list(tree.candidate_sets(size)) == sets
             checked += 1
     assert checked > 40  # the random graphs were not all trivial
+
+
+def test_candidate_sets_sorting_all_equals_best_first_walk_on_a_large_tree(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    n = 40
+    m = np.zeros((n, n), dtype=np.int8)
+    for i, j in combinations(range(n), 2):
+        if rng.random() < 0.15:
+            m[i, j], m[j, i] = rng.integers(1, 4, size=2)
+    tree = PAG.from_marks(m).pds_tree()
+    assert len(tree.members) > 20 and tree.depth > 1
+    for size in (1, 2, 3):
+        fast = list(tree.candidate_sets(size))
+        monkeypatch.setattr(pag_module, "_SORT_ALL_SETS", 0)
+        assert list(tree.candidate_sets(size)) == fast
+        monkeypatch.undo()
 
 
 def test_candidate_sets_closed() -> None:
