@@ -7,8 +7,6 @@ graph-learning path; chunked top-1 scoring against full score matrices.
 
 from __future__ import annotations
 
-import threading
-
 import networkx as nx
 import numpy as np
 import pytest
@@ -154,27 +152,6 @@ def test_explain_many_equals_one_by_one_and_plain_path(any_model, heads):
     assert all(e.graph is not None for e in batch)
     # batching shares passes: a history in a batch takes part in no more passes than alone
     assert all(b.model_calls <= s.model_calls for b, s in zip(batch, single, strict=True))
-
-
-def test_pipelined_steps_equal_one_step(any_model, monkeypatch):
-    """Graphs learned in a worker thread, step by step, while the previous step is validated,
-    give the same explanations as one step without a thread."""
-    histories = _histories(any_model, 14)
-    one_step = CausalExplainer(max_size=3)
-    one_step._pipelined = False
-    expected = one_step.explain_many(any_model, histories)
-    monkeypatch.setattr(CausalExplainer, "_step_users", 4)
-    started = []
-    monkeypatch.setattr(
-        CausalExplainer,
-        "_graphs",
-        lambda self, *a, _f=CausalExplainer._graphs: (
-            started.append(threading.current_thread()) or _f(self, *a)
-        ),
-    )
-    piped = CausalExplainer(max_size=3).explain_many(any_model, histories)
-    _assert_same(piped, expected)
-    assert len(started) == 4 and all(t is not threading.main_thread() for t in started)
 
 
 def test_top1_in_chunks_equals_full_scores(sasrec, monkeypatch):

@@ -282,21 +282,14 @@ class Batch:
         return out
 
     def attention(
-        self,
-        targets: Sequence[int],
-        layer: int = -1,
-        chunk: int = 256,
-        users: Sequence[int] | None = None,
+        self, targets: Sequence[int], layer: int = -1, chunk: int = 256
     ) -> list[np.ndarray]:
-        """Per-head attention of each history (of ``users``, default all) with its target
-        (``targets[i]`` for the i-th of them) appended, in chunked passes."""
-        users = list(range(len(self.ids)) if users is None else users)
+        """Per-head attention of every history with its target appended (chunked passes)."""
         out: list[np.ndarray] = []
-        for start in range(0, len(users), chunk):
-            part = users[start : start + chunk]
-            ids = [self.ids[u] for u in part]
-            out += self.model.attention_ids(ids, targets[start : start + len(part)], layer)
-        self.calls[users] += 1
+        for start in range(0, len(self.ids), chunk):
+            stop = min(start + chunk, len(self.ids))
+            out += self.model.attention_ids(self.ids[start:stop], targets[start:stop], layer)
+        self.calls += 1
         return out
 
     def baselines(self, k: int) -> list[Baseline]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -77,20 +76,18 @@ def search_by_size(
     candidates_of,
     max_size: int,
     removal: Removal,
-    users: Sequence[int] | None = None,
 ) -> list[tuple[tuple[tuple[int, ...], ...], int | None, int]]:
-    """Try candidate sets of size 1, 2, ... ``max_size`` for every history (of ``users``,
-    default all), one batched model call per size; a history stops at the first size where
-    some candidate changes its top-1.
+    """Try candidate sets of size 1, 2, ... ``max_size`` for every history, one batched model
+    call per size; a history stops at the first size where some candidate changes its top-1.
 
     ``candidates_of(u, size)`` lists history ``u``'s candidates of that size (best first).
-    Returns, per history of ``users``, all valid sets of that size, the new top-1 after
-    removing the first, and the number of candidates tested.
+    Returns, per history, all valid sets of that size, the new top-1 after removing the first,
+    and the number of candidates tested.
     """
-    users = list(range(len(batch.ids)) if users is None else users)
-    result: dict[int, tuple] = dict.fromkeys(users, ((), None, 0))
-    pending = set(users)
-    tested = dict.fromkeys(users, 0)
+    n_users = len(batch.ids)
+    result: list = [((), None, 0)] * n_users
+    pending = set(range(n_users))
+    tested = [0] * n_users
     for size in range(1, max_size + 1):
         round_ = {u: candidates_of(u, size) for u in sorted(pending)}
         round_ = {u: c for u, c in round_.items() if c}
@@ -104,7 +101,7 @@ def search_by_size(
             if valid:
                 result[u] = (tuple(cands[i] for i in valid), int(new_top[valid[0]]), 0)
                 pending.discard(u)
-    return [(result[u][0], result[u][1], tested[u]) for u in users]
+    return [(sets, rep, tested[u]) for u, (sets, rep, _) in enumerate(result)]
 
 
 class ExhaustiveExplainer(Explainer):

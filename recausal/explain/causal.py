@@ -4,8 +4,6 @@ recommended item for the smallest set of history items whose removal changes the
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -56,10 +54,6 @@ class CausalExplainer(Explainer):
     name = "causal"
     #: learn the graphs of equal-length histories together (False: one matrix at a time)
     _batched: bool = True
-    #: users per step of the pipeline (see ``_explain_batch``)
-    _step_users: int = 64
-    #: learn the next step's graphs in a worker thread (False: one step after the other)
-    _pipelined: bool = True
 
     def __init__(
         self,
@@ -84,17 +78,16 @@ class CausalExplainer(Explainer):
             **self.settings.to_dict(),
         }
 
-    def _graphs(self, batch: Batch, bases: list[Baseline], users: Sequence[int]) -> list[_Learned]:
-        """Per history of ``users``: the learned structure(s), their PDS trees, and the tree
-        searched (with one graph per head, a node's distance is its smallest over the heads'
-        trees).
+    def _graphs(self, batch: Batch, bases: list[Baseline]) -> list[_Learned]:
+        """Per history: the learned structure(s), their PDS trees, and the tree searched (with
+        one graph per head, a node's distance is its smallest over the heads' trees).
 
-        The structures are learned in batches of equal length; a full :class:`PAG` (items,
-        separating sets, meta) is built later, only for the graph kept.
+        The structures of all histories are learned in batches of equal length; a full
+        :class:`PAG` (items, separating sets, meta) is built later, only for the graph kept.
         """
         model = batch.model
-        targets = [bases[u].target for u in users]
-        attention = batch.attention(targets, self.settings.layer, users=users)
+        targets = [b.target for b in bases]
+        attention = batch.attention(targets, self.settings.layer)
         n_samples = self.settings.n_samples or model.hidden_size
         order_aware = self.settings.order_aware
         if order_aware is None:
@@ -126,41 +119,16 @@ class CausalExplainer(Explainer):
         return out
 
     def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
-        """Users in steps of ``_step_users``: while one step's candidates are validated (torch,
-        which releases the GIL), a worker thread learns the next step's graphs (numpy and
-        Python), so both cores stay busy. Results do not depend on the steps (tested)."""
-        n, size = len(batch.ids), self._step_users
-        steps = [range(s, min(s + size, n)) for s in range(0, n, size)]
-        found: list[Found] = []
-        if len(steps) == 1 or not self._pipelined:
-            for users in steps:
-                found += self._search(batch, bases, users, self._graphs(batch, bases, users))
-            return found
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="recausal-graphs") as pool:
-            learning = pool.submit(self._graphs, batch, bases, steps[0])
-            for k, users in enumerate(steps):
-                graphs = learning.result()
-                if k + 1 < len(steps):
-                    learning = pool.submit(self._graphs, batch, bases, steps[k + 1])
-                found += self._search(batch, bases, users, graphs)
-        return found
-
-    def _search(
-        self, batch: Batch, bases: list[Baseline], users: Sequence[int], graphs: list[_Learned]
-    ) -> list[Found]:
-        """Validate the candidate sets of ``users`` (their ``graphs``) size by size."""
-        learned_of = dict(zip(users, graphs, strict=True))
+        graphs = self._graphs(batch, bases)
 
         def candidates_of(u: int, size: int) -> list[tuple[int, ...]]:
-            sets = learned_of[u].tree.candidate_sets(size)
-            return list(itertools.islice(sets, self.max_candidates))
+            return list(itertools.islice(graphs[u].tree.candidate_sets(size), self.max_candidates))
 
-        searched = search_by_size(
-            batch, bases, candidates_of, self.max_size, self.removal, users=users
-        )
+        searched = search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
         found = []
-        for u, learned, (sets, rep, tested) in zip(users, graphs, searched, strict=True):
-            ids = batch.ids[u]
+        for u, (ids, learned, (sets, rep, tested)) in enumerate(
+            zip(batch.ids, graphs, searched, strict=True)
+        ):
             trees, tree = learned.trees, learned.tree
             n = len(ids)
             scores = share_of_sets(n, sets)
