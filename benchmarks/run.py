@@ -1,8 +1,8 @@
 """Speed of the whole pipeline: every user of a dataset explained, one user's latency, and how
 graph learning grows with the history length.
 
-    python benchmarks/run.py                 # all three parts, 200 users per model (~5 min)
-    python benchmarks/run.py --all           # (a) over all 943 ml-100k users (~15 min today)
+    python benchmarks/run.py                 # all three parts, 200 users per model (~3 min)
+    python benchmarks/run.py --all           # (a) over all 943 ml-100k users (~6 min)
     python benchmarks/run.py --quick         # a one-minute smoke run
     python benchmarks/run.py --parts e2e --models sasrec-ml100k --users 200 --compare-plain 50
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -78,6 +79,25 @@ def test_sasrec_attention_is_lower_triangular_and_bert4rec_is_not(sasrec, bert4r
     assert np.abs(np.triu(a, k=1)).max() < 1e-6
     b = bert4rec.attention(history)
     assert np.triu(b, k=1).max() > 1e-3
+
+
+def test_attention_ignores_a_forward_pass_run_by_another_thread(any_model, monkeypatch):
+    """Reading attention hooks the network: a pass another thread runs meanwhile on the same
+    network (a service answering two requests) must not be read instead."""
+    first, other = _histories(any_model)[:2]
+    expected = any_model.attention(first)
+    original = type(any_model)._forward
+
+    def forward_while_another_thread_runs(self, batch, lengths):
+        out = original(self, batch, lengths)
+        seqs = [self.encode(other)] * 3  # a different batch, run while the hook is still on
+        worker = threading.Thread(target=lambda: original(self, *self._pad(seqs, 1)))
+        worker.start()
+        worker.join()
+        return out
+
+    monkeypatch.setattr(type(any_model), "_forward", forward_while_another_thread_runs)
+    np.testing.assert_allclose(any_model.attention(first), expected, atol=1e-7)
 
 
 def test_attention_default_target_is_the_top1_and_layer_is_checked(sasrec):
