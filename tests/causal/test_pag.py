@@ -251,18 +251,22 @@ def _brute_force_order(tree) -> list[list[tuple[int, ...]]]:
     return out
 
 
+def _random_pag(rng: np.random.Generator, n: int, density: float) -> PAG:
+    """Random edges with random marks (not necessarily a valid PAG: fine for tree searches)."""
+    m = np.zeros((n, n), dtype=np.int8)
+    for i, j in combinations(range(n), 2):
+        if rng.random() < density:
+            m[i, j], m[j, i] = rng.integers(1, 4, size=2)
+    return PAG.from_marks(m)
+
+
 @pytest.mark.parametrize("sort_all", [0, 10**6], ids=["best-first walk", "sort all"])
 def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) -> None:
     monkeypatch.setattr(pag_module, "_SORT_ALL_SETS", sort_all)
     rng = np.random.default_rng(7)
     checked = 0
     for _ in range(20):
-        n = 9
-        m = np.zeros((n, n), dtype=np.int8)
-        for i, j in combinations(range(n), 2):
-            if rng.random() < 0.4:
-                m[i, j], m[j, i] = rng.integers(1, 4, size=2)
-        tree = PAG.from_marks(m).pds_tree()
+        tree = _random_pag(rng, 9, 0.4).pds_tree()
         expected = _brute_force_order(tree)
         for size, sets in enumerate(expected, start=1):
             assert list(tree.candidate_sets(size)) == sets
@@ -271,13 +275,7 @@ def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) 
 
 
 def test_candidate_sets_sorting_all_equals_best_first_walk_on_a_large_tree(monkeypatch) -> None:
-    rng = np.random.default_rng(3)
-    n = 40
-    m = np.zeros((n, n), dtype=np.int8)
-    for i, j in combinations(range(n), 2):
-        if rng.random() < 0.15:
-            m[i, j], m[j, i] = rng.integers(1, 4, size=2)
-    tree = PAG.from_marks(m).pds_tree()
+    tree = _random_pag(np.random.default_rng(3), 40, 0.15).pds_tree()
     assert len(tree.members) > 20 and tree.depth > 1
     for size in (1, 2, 3):
         fast = list(tree.candidate_sets(size))
