@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import chain, combinations
+from math import comb
 from types import MappingProxyType
 from typing import Any
 
@@ -78,6 +81,18 @@ class MarkGraph:
     def possibly_directed(self, x: int, y: int) -> bool:
         """Whether the edge ``x``–``y`` could be ``x → y``: no arrowhead at x, no tail at y."""
         return self.m[y][x] != ARROW and self.m[x][y] != TAIL and self.m[x][y] != NONE
+
+
+@lru_cache(maxsize=256)
+def combination_rows(n: int, size: int) -> np.ndarray:
+    """All ``size``-combinations of ``range(n)`` in itertools order, as a read-only array."""
+    count = comb(n, size)
+    flat = np.fromiter(
+        chain.from_iterable(combinations(range(n), size)), dtype=np.intp, count=count * size
+    )
+    out = flat.reshape(count, size)
+    out.setflags(write=False)
+    return out
 
 
 def bit_nodes(mask: int) -> list[int]:

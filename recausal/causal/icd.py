@@ -54,12 +54,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from itertools import chain, combinations
+from itertools import combinations
 from math import comb
 
 import numpy as np
 
-from recausal.causal._graph import MarkBits, MarkGraph, StructureResult, bit_nodes, bitmask_rows
+from recausal.causal._graph import (
+    MarkBits,
+    MarkGraph,
+    StructureResult,
+    bit_nodes,
+    bitmask_rows,
+    combination_rows,
+)
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal._orient import close_tail_rules, orient, sepset_deciders
 from recausal.causal.citest import CITest
@@ -177,7 +184,7 @@ class _PDSTree:
             out = (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros((0, size), np.intp))
             self.acache[key] = out
             return out
-        pos = _combo_index(n_lab, size)
+        pos = combination_rows(n_lab, size)
         nodes = np.array(order, dtype=np.intp)
         bits = np.left_shift(np.uint64(1), nodes.astype(np.uint64))
         cm = np.bitwise_or.reduce(bits[pos], axis=1)
@@ -649,18 +656,6 @@ def _r1_order_sim(neigh: tuple[int, ...], drop: int) -> tuple[int, ...]:
             for v in old:
                 _set_insert(table, len(table) - 1, v)
     return tuple(v for v in table if v is not None)
-
-
-@lru_cache(maxsize=256)
-def _combo_index(n: int, size: int) -> np.ndarray:
-    """All ``size``-combinations of ``range(n)`` in itertools order, as an array."""
-    count = comb(n, size)
-    flat = np.fromiter(
-        chain.from_iterable(combinations(range(n), size)), dtype=np.intp, count=count * size
-    )
-    out = flat.reshape(count, size)
-    out.setflags(write=False)
-    return out
 
 
 def _r1_sweep(

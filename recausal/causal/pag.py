@@ -15,8 +15,7 @@ import math
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from itertools import chain, combinations
+from itertools import combinations
 from os import PathLike
 from types import MappingProxyType
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from recausal.causal._graph import combination_rows
 from recausal.causal._marks import ARROW, CIRCLE, NAME, NONE, TAIL
 from recausal.errors import InvalidInputError
 
@@ -174,16 +174,6 @@ def _validate_meta(meta: Mapping[str, Any] | None) -> dict[str, Any]:
 _SORT_ALL_SETS = 50_000  # up to this many subsets, sort them all at once rather than walk
 
 
-@lru_cache(maxsize=512)
-def _combinations(m: int, size: int) -> np.ndarray:
-    """All ``size``-subsets of ``range(m)`` as rows of an array."""
-    out = np.fromiter(
-        chain.from_iterable(combinations(range(m), size)), np.int64, math.comb(m, size) * size
-    ).reshape(-1, size)
-    out.flags.writeable = False
-    return out
-
-
 def _adjacency_of(marks: np.ndarray) -> dict[int, frozenset[int]]:
     rows, cols = np.nonzero(marks)
     out: dict[int, set[int]] = {i: set() for i in range(marks.shape[0])}
@@ -291,7 +281,7 @@ class PDSTree:
 
     def _sorted_sets(self, order: tuple[int, ...], size: int) -> Iterator[tuple[int, ...]]:
         """Every subset at once, in the order of the best-first walk (numpy sort)."""
-        combos = _combinations(len(order), size)
+        combos = combination_rows(len(order), size)
         sets = np.array(order, dtype=np.int64)[combos]
         sets.sort(axis=1)
         total = np.array([self.nodes[v] for v in order], dtype=np.int64)[combos].sum(axis=1)
@@ -443,10 +433,11 @@ class PAG:
         pag._marks.flags.writeable = False
         pag._items = None if items is None else tuple(str(x) for x in items)
         pag._target = pag._marks.shape[0] - 1
-        pag._sepsets = {
-            (min(i, j), max(i, j)): tuple(sorted(s)) for (i, j), s in (sepsets or {}).items()
-        }
-        pag._sepsets = dict(sorted(pag._sepsets.items()))
+        pag._sepsets = dict(
+            sorted(
+                ((min(i, j), max(i, j)), tuple(sorted(s))) for (i, j), s in (sepsets or {}).items()
+            )
+        )
         pag._meta = _validate_meta(meta)
         pag._adjacency = _adjacency_of(pag._marks)
         pag._graph = None
