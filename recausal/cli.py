@@ -154,15 +154,25 @@ def recommend(
     help="Bundle directory to write [default: bundles/<model>-<dataset>].",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override epochs.")
-def train(config: Path, out: Path | None, epochs: int | None) -> None:
-    """Train SASRec or BERT4Rec with RecBole as CONFIG says and write a model bundle."""
+@click.option(
+    "--checkpoints",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint folder to resume from and keep [default: OUT.partial, removed at the end].",
+)
+def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path | None) -> None:
+    """Train SASRec or BERT4Rec with RecBole as CONFIG says and write a model bundle.
+
+    Every epoch is checkpointed; run the same command again to resume a stopped run.
+    """
     from recausal.models.train import train as run_training
 
     overrides = {"epochs": epochs} if epochs else None
-    result = run_training(config, out, overrides=overrides)
+    result = run_training(config, out, overrides=overrides, checkpoints=checkpoints)
+    why = "validation stopped improving" if result.stopped_early else "last epoch reached"
     click.echo(
         f"wrote {result.bundle} ({result.model} on {result.dataset}, best epoch "
-        f"{result.best_epoch} of {result.epochs_run}, {result.seconds:.0f}s); "
+        f"{result.best_epoch + 1} of {result.epochs_run}, {why}, {result.seconds:.0f}s); "
         f"test hit@10 {result.test.get('hit@10', float('nan')):.4f}, "
         f"ndcg@10 {result.test.get('ndcg@10', float('nan')):.4f}"
     )

@@ -57,12 +57,6 @@ DEFAULTS: dict[str, Any] = {
 _RUN_ONLY_KEYS = {"data_path", "checkpoint_dir", "device", "gpu_id", "use_gpu", "local_rank"}
 
 
-class _TimeBudgetReached(Exception):
-    def __init__(self, epoch: int) -> None:
-        super().__init__(epoch)
-        self.epoch = epoch
-
-
 @dataclass(frozen=True)
 class TrainResult:
     """What ``recausal train`` produced: the bundle and RecBole's own metrics."""
@@ -75,6 +69,8 @@ class TrainResult:
     seconds: float
     valid: dict[str, float]
     test: dict[str, float]
+    stopped_early: bool
+    history: list[dict[str, Any]]
 
 
 def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -127,15 +123,40 @@ def train(
     out: str | os.PathLike | None = None,
     overrides: dict[str, Any] | None = None,
     verbose: bool = True,
+    checkpoints: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Train the model a config describes with RecBole's trainer and write a bundle to ``out``.
 
-    Progress (epochs, loss, validation metric) is logged; training stops early on the
-    validation metric; the best epoch's weights are kept.
+    Each epoch is followed by a validation pass; training stops when the validation metric
+    (``valid_metric``, ndcg@10 by default) has not improved for ``stopping_step`` evaluations,
+    or after ``epochs``, and the best epoch's weights go into the bundle. After every epoch
+    the run is checkpointed (see :mod:`recausal.models.checkpoint`): a run that is stopped
+    resumes from its last completed epoch when called again with the same settings, and ends
+    exactly where an uninterrupted run would.
+
+    Args:
+        config_path: the training YAML file (RecBole keys plus ``model`` and ``dataset``).
+        out: the bundle directory [default: ``bundles/<model>-<dataset>``].
+        overrides: settings that replace the file's.
+        verbose: log one line per epoch (and RecBole's progress bars on a terminal).
+        checkpoints: the checkpoint folder. By default ``<out>.partial``, removed once the
+            bundle is written; a folder given here is kept, so that a run can be extended
+            later with more ``epochs``.
+
+    Returns:
+        The bundle's path with the run's metrics and learning curve.
     """
+    import shutil
+
     from recausal import __version__
     from recausal._compat import in_memory_trainer_class, quiet_trainer_side_effects, recbole_config
     from recausal.data import resolve_dataset
+    from recausal.models.checkpoint import (
+        TrainingState,
+        load_checkpoint,
+        save_checkpoint,
+        settings_digest,
+    )
 
     cfg = load_train_config(config_path)
     cfg.update(overrides or {})
@@ -143,10 +164,15 @@ def train(
     settings = {**DEFAULTS, **{k: v for k, v in cfg.items() if k not in ("model", "dataset")}}
     settings["data_path"] = str(files.data_path)
     out = Path(out or Path("bundles") / f"{cfg['model'].lower()}-{files.name}")
+    keep_checkpoints = checkpoints is not None
+    checkpoint_dir = Path(checkpoints) if checkpoints else out.with_name(out.name + ".partial")
+    digest = settings_digest(
+        {"model": cfg["model"], "dataset": files.fingerprint(), **settings, "data_path": None}
+    )
 
     import torch
     from recbole.data import create_dataset, data_preparation
-    from recbole.utils import get_model, init_seed
+    from recbole.utils import early_stopping, get_model, init_seed
 
     logger = logging.getLogger()
     handler = logging.StreamHandler(sys.stderr)
@@ -165,28 +191,62 @@ def train(
             train_data, valid_data, test_data = data_preparation(config, dataset)
             init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
             model = get_model(config["model"])(config, train_data.dataset).to("cpu")
-            budget_s = 60.0 * float(cfg.get("time_budget_minutes", 0) or 0)
-
-            def stop_when_over_budget(epoch: int, score: float) -> None:
-                if budget_s and time.perf_counter() - start > budget_s:
-                    raise _TimeBudgetReached(epoch)
-
             with quiet_trainer_side_effects():
                 trainer = in_memory_trainer_class()(config, model)
-                try:
-                    trainer.fit(
-                        train_data, valid_data, saved=True, callback_fn=stop_when_over_budget
-                    )
-                except _TimeBudgetReached as stop:
+                generators = {"train_loader": train_data.generator}
+                restored = load_checkpoint(
+                    checkpoint_dir, digest, model, trainer.optimizer, generators
+                )
+                if restored is None:
+                    bigger = bool(trainer.valid_metric_bigger)
+                    state = TrainingState(best_score=float("-inf" if bigger else "inf"))
+                else:
+                    state, trainer.best_state_dict = restored
                     logger.info(
-                        "time budget reached after epoch %d; keeping the best epoch", stop.epoch
+                        "resuming from %s after epoch %d", checkpoint_dir, state.epochs_done - 1
                     )
-                valid = trainer.best_valid_result
+                trainer.eval_collector.data_collect(train_data)
+                show_bars = verbose and sys.stderr.isatty()
+                epochs = int(config["epochs"])
+                while state.epochs_done < epochs and not state.stopped:
+                    epoch = state.epochs_done
+                    began = time.perf_counter()
+                    loss = trainer._train_epoch(train_data, epoch, show_progress=show_bars)
+                    loss = float(sum(loss) if isinstance(loss, tuple) else loss)
+                    score, result = trainer._valid_epoch(valid_data, show_progress=show_bars)
+                    state.best_score, state.stale_evals, state.stopped, improved = early_stopping(
+                        score,
+                        state.best_score,
+                        state.stale_evals,
+                        max_step=trainer.stopping_step,
+                        bigger=trainer.valid_metric_bigger,
+                    )
+                    if improved:
+                        trainer._save_checkpoint(epoch)
+                        state.best_epoch, state.best_valid = epoch, _round(result)
+                    state.epochs_done = epoch + 1
+                    state.history.append(
+                        {
+                            "epoch": epoch,
+                            "loss": round(loss, 6),
+                            "valid": _round(result),
+                            "seconds": round(time.perf_counter() - began, 1),
+                        }
+                    )
+                    save_checkpoint(
+                        checkpoint_dir,
+                        state,
+                        digest,
+                        model,
+                        trainer.best_state_dict,
+                        trainer.optimizer,
+                        generators,
+                    )
+                    logger.info(_progress_line(state, epochs, trainer.stopping_step, config))
                 test = trainer.evaluate(test_data, load_best_model=True)
             items = [str(t) for t in dataset.field2id_token[config["ITEM_ID_FIELD"]]]
             model_config = model_config_from_recbole(config, dataset.num(config["ITEM_ID_FIELD"]))
-            best_epoch = int(getattr(trainer, "best_epoch", -1))
-            epochs_run = len(trainer.train_loss_dict)
+            repeats = _has_repeated_interactions(dataset, config)
     finally:
         logger.removeHandler(handler)
     seconds = time.perf_counter() - start
@@ -198,30 +258,59 @@ def train(
             "name": files.name,
             "directory": str(files.directory.resolve()),
             "fingerprint": files.fingerprint(),
+            "repeated_interactions": repeats,
         },
         "training": {
             "config_file": Path(config_path).name,
             "settings": {k: v for k, v in cfg.items() if _jsonable(v)},
-            "best_epoch": best_epoch,
-            "epochs_run": epochs_run,
-            "seconds": round(seconds, 1),
+            "best_epoch": state.best_epoch,
+            "epochs_run": state.epochs_done,
+            "stopped_early": state.stopped,
+            "seconds": round(sum(h["seconds"] for h in state.history), 1),
+            "history": state.history,
         },
         "metrics": {
             "source": "RecBole trainer, full ranking, leave-one-out by time",
-            "valid": _round(valid),
+            "valid": state.best_valid,
             "test": _round(test),
         },
     }
     bundle_path = save_bundle(
         out, trainer.best_state_dict or model.state_dict(), model_config, items, meta
     )
+    if not keep_checkpoints:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return TrainResult(
         bundle=bundle_path,
         model=cfg["model"],
         dataset=files.name,
-        best_epoch=best_epoch,
-        epochs_run=epochs_run,
+        best_epoch=state.best_epoch,
+        epochs_run=state.epochs_done,
         seconds=seconds,
-        valid=_round(valid),
+        valid=state.best_valid,
         test=_round(test),
+        stopped_early=state.stopped,
+        history=state.history,
     )
+
+
+def _progress_line(state: Any, epochs: int, patience: int, config: Any) -> str:
+    last = state.history[-1]
+    metric = str(config["valid_metric"]).lower()
+    line = (
+        f"epoch {last['epoch'] + 1}/{epochs}: loss {last['loss']:.4f}, valid {metric} "
+        f"{last['valid'].get(metric, float('nan')):.4f} (best {state.best_score:.4f} at epoch "
+        f"{state.best_epoch + 1}; {state.stale_evals}/{patience} without improvement), "
+        f"{last['seconds']:.0f}s"
+    )
+    return line + ("; validation stopped improving" if state.stopped else "")
+
+
+def _has_repeated_interactions(dataset: Any, config: Any) -> bool:
+    """Whether any user interacted with the same item more than once in the data."""
+    import numpy as np
+
+    users = np.asarray(dataset.inter_feat[config["USER_ID_FIELD"]], dtype=np.int64)
+    items = np.asarray(dataset.inter_feat[config["ITEM_ID_FIELD"]], dtype=np.int64)
+    pairs = users * (int(items.max(initial=0)) + 1) + items
+    return bool(np.unique(pairs).size < pairs.size)
