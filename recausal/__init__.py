@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from recausal.errors import RecausalError
 
-__version__ = "0.1.0"
+from recausal._version import __version__
 
 if TYPE_CHECKING:
     from recausal.discover import discover
