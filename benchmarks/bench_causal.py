@@ -21,9 +21,9 @@ import time
 
 import numpy as np
 
-from recausal.causal._synthetic import random_softmax_attention
 from recausal.causal.citest import correlation_from_attention
 from recausal.causal.learn import learn_pags
+from recausal.testing.attention import random_softmax_attention
 
 N_SAMPLES = 64
 ALPHA = 0.01

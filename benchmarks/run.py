@@ -79,7 +79,7 @@ def patched(timer: StageTimer) -> Iterator[None]:
     import recausal.causal.citest as citest
     import recausal.causal.learn as learn
     import recausal.explain.causal as causal
-    from recausal.explain.base import Batch
+    from recausal.explain.batch import Batch
 
     targets = [
         (Batch, "baselines", "forward"),
@@ -307,8 +307,8 @@ def run_latency(models: list, n_users: int) -> None:
 
 def run_scaling(sizes: list[int], per_size: int, budget: float) -> None:
     """Table (c): ICD time per matrix against the number of positions."""
-    from recausal.causal._synthetic import random_softmax_attention
     from recausal.causal.learn import learn_pags
+    from recausal.testing.attention import random_softmax_attention
 
     print(
         f"\n(c) graph learning (ICD, alpha 0.01, 64 samples) on synthetic softmax attention, "

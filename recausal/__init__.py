@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from recausal._version import __version__
 from recausal.errors import RecausalError
 
-from recausal._version import __version__
-
 if TYPE_CHECKING:
-    from recausal.discover import discover
+    from recausal.discovery import discover
     from recausal.explain import Explanation, get_explainer
     from recausal.models import from_recbole, load_model
 
 # Imported on first use: keeps `import recausal` light (no torch until a model is needed).
+# No module may share a name listed here: importing ``recausal.<name>`` would rebind the
+# package attribute to that module (``discover`` lives in ``recausal.discovery`` for that).
 _LAZY = {
     "load_model": "recausal.models",
     "from_recbole": "recausal.models",
-    "discover": "recausal.discover",
+    "discover": "recausal.discovery",
     "get_explainer": "recausal.explain",
     "Explanation": "recausal.explain",
 }

@@ -1,4 +1,4 @@
-"""Argument checks shared by every layer; each raises :class:`InvalidInputError` naming the value."""
+"""Argument checks shared by every layer; each raises InvalidInputError naming the value."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""The ``recausal`` command line."""
+"""The ``recausal`` command line: the group, its shared options, and the model commands.
+
+The commands only parse their options and print; the work is done by :mod:`recausal.usecases`
+(``evaluate`` and ``serve`` live in their packages). Over 400 lines because it holds the
+declarative option lists of five commands (recommend, train, graph, explain, import-recbole).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from typing import Any
 
 import click
 
+from recausal import usecases
 from recausal._io import write_atomic
 from recausal.errors import RecausalError, RecausalWarning
 
@@ -19,7 +25,6 @@ MODEL_HELP = "Model bundle: a directory or a shipped bundle's name [default: sas
 
 # Commands defined in other modules, imported only when used (keeps start-up light).
 LAZY_COMMANDS = {
-    "import-recbole": "recausal.models.recbole_import:import_recbole_command",
     "evaluate": "recausal.evaluate.cli:evaluate_command",
     "serve": "recausal.service.cli:serve_command",
 }
@@ -60,9 +65,60 @@ def cli() -> None:
     warnings.formatwarning = lambda msg, cat, *a, **k: f"recausal: warning: {msg}\n"
 
 
+# --------------------------------------------------------------------- shared options
+class ExplainerChoice(click.Choice):
+    """A choice of the registered explainers, read from the registry when first needed (so
+    that ``recausal --help`` does not import the explainers)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property  # type: ignore[override]
+    def choices(self) -> tuple[str, ...]:
+        """The registered explainer names."""
+        return tuple(usecases.explainer_names())
+
+    @choices.setter
+    def choices(self, value: Any) -> None:  # click.Choice.__init__ sets it; the registry wins
+        pass
+
+
 def model_option(f: Callable) -> Callable:
     """``--model BUNDLE``."""
     return click.option("--model", "-m", "model", default=None, help=MODEL_HELP)(f)
+
+
+#: an output file named by an option (``--svg FILE``, ``--html FILE``)
+OUT_FILE = click.Path(dir_okay=False, path_type=Path)
+
+#: options that several commands take: name -> (declarations, attributes but the help text)
+SHARED_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "k": (("-k", "k"), {"default": 10, "show_default": True, "type": click.IntRange(min=1)}),
+    "max_size": (
+        ("--max-size",),
+        {"default": 5, "show_default": True, "type": click.IntRange(min=1)},
+    ),
+    "removal": (
+        ("--removal",),
+        {"default": "delete", "show_default": True, "type": click.Choice(["delete", "pad"])},
+    ),
+    "seed": (("--seed",), {"default": 0, "show_default": True, "type": int}),
+    "json": (("--json", "as_json"), {"is_flag": True}),
+}
+
+
+def shared_option(name: str, help: str | None = None) -> Callable[[Callable], Callable]:
+    """One of :data:`SHARED_OPTIONS`, with this command's help text.
+
+    Args:
+        name: ``k`` (top-k length), ``max_size``, ``removal``, ``seed`` or ``json``.
+        help: the option's help text.
+
+    Returns:
+        The click option decorator.
+    """
+    decls, attrs = SHARED_OPTIONS[name]
+    return click.option(*decls, help=help, **attrs)
 
 
 def history_options(f: Callable) -> Callable:
@@ -75,24 +131,30 @@ def history_options(f: Callable) -> Callable:
     return click.option("--user", "-u", default=None, help="A user id of the model's dataset.")(f)
 
 
-def resolve_history(
-    model: Any, user: str | None, history: str | None
-) -> tuple[list[str], str | None]:
+def resolve_history(model: Any, user: str | None, history: str | None) -> usecases.UsedHistory:
     """The history named on the command line (``--user`` or ``--history``).
 
     A user's history is cut to the items the model uses (its most recent ``capacity``) without
-    a warning: that is expected for long-standing users. A ``--history`` that is too long is
-    cut by the adapter, which warns.
+    a warning: that is expected for long-standing users. A ``--history`` is passed whole: the
+    model cuts one that is too long, with a warning.
+
+    Args:
+        model: the loaded model.
+        user: the ``--user`` value.
+        history: the ``--history`` value.
+
+    Returns:
+        The history to use.
     """
     if (user is None) == (history is None):
         raise click.UsageError('give exactly one of --user ID or --history "i1,i2,..."')
     if user is not None:
-        return model.user_history(user)[-model.capacity :], str(user)
-    items = [t.strip() for t in history.split(",") if t.strip()]
-    return items, None
+        return usecases.user_history(model, user)
+    items = [t.strip() for t in history.split(",") if t.strip()]  # type: ignore[union-attr]
+    return usecases.given_history(model, items, cut=False)
 
 
-def _load(model_name: str | None):
+def _load(model_name: str | None) -> Any:
     from recausal.models import load_model
 
     return load_model(model_name)
@@ -102,13 +164,17 @@ def _echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False))
 
 
+def _label(m: Any, item: str) -> str:
+    title = m.titles.get(item)
+    return f"{item} ({title})" if title else item
+
+
+# --------------------------------------------------------------------- commands
 @cli.command()
 @model_option
 @history_options
-@click.option(
-    "-k", default=10, show_default=True, type=click.IntRange(min=1), help="Number of items."
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@shared_option("k", "Number of items.")
+@shared_option("json", "Print one JSON object.")
 @click.option("--exclude-seen", is_flag=True, help="Leave out items already in the history.")
 def recommend(
     model: str | None,
@@ -120,25 +186,23 @@ def recommend(
 ) -> None:
     """Top-k recommendations for a user or a history."""
     m = _load(model)
-    hist, user_id = resolve_history(m, user, history)
-    rec = m.recommend([hist], k=k, exclude_seen=exclude_seen)[0]
-    rows = [
-        {"rank": r, "item": item, "title": m.titles.get(item), "score": round(score, 6)}
-        for r, (item, score) in enumerate(zip(rec.items, rec.scores, strict=True), start=1)
-    ]
+    hist = resolve_history(m, user, history)
+    rows = usecases.recommendation_rows(m, hist.items, k, exclude_seen=exclude_seen)
+    for row in rows:
+        row["score"] = round(row["score"], 6)
     if as_json:
         _echo_json(
             {
                 "model": m.name,
-                "user": user_id,
-                "history_length": len(hist),
+                "user": hist.user,
+                "history_length": len(hist.items),
                 "k": k,
                 "recommendations": rows,
             }
         )
         return
-    who = f"user {user_id}" if user_id else "the given history"
-    click.echo(f"Top {k} for {who} ({len(hist)} items) by {m.name}:")
+    who = f"user {hist.user}" if hist.user else "the given history"
+    click.echo(f"Top {k} for {who} ({len(hist.items)} items) by {m.name}:")
     for row in rows:
         title = f"  {row['title']}" if row["title"] else ""
         click.echo(f"{row['rank']:>3}. {row['item']:<8}{title}  [{row['score']:.3f}]")
@@ -178,14 +242,6 @@ def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path 
     )
 
 
-EXPLAINER_NAMES = ["causal", "attention", "recency", "random", "occlusion", "exhaustive"]
-
-
-def _label(m: Any, item: str) -> str:
-    title = m.titles.get(item)
-    return f"{item} ({title})" if title else item
-
-
 @cli.command()
 @model_option
 @history_options
@@ -208,13 +264,9 @@ def _label(m: Any, item: str) -> str:
     show_default=True,
     help="Significance level of the CI tests.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the graph as JSON.")
+@shared_option("json", "Print the graph as JSON.")
 @click.option(
-    "--svg",
-    "svg",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write an SVG drawing of the graph to this file.",
+    "--svg", type=OUT_FILE, default=None, help="Write an SVG drawing of the graph to this file."
 )
 def graph(
     model: str | None,
@@ -228,25 +280,20 @@ def graph(
     svg: Path | None,
 ) -> None:
     """Causal graph (PAG) over a history and its recommendation, from the model's attention."""
-    from recausal.discover import discover
-
     if head is not None and aggregate:
         raise click.UsageError("give --head H or --aggregate, not both")
     m = _load(model)
-    hist, _ = resolve_history(m, user, history)
-    found = discover(
-        m, hist, heads="aggregate" if head is None else head, algorithm=algorithm, alpha=alpha
-    )
-    pag = found.pag(head)
+    hist = resolve_history(m, user, history)
+    pag = usecases.causal_graph(m, hist.items, head=head, algorithm=algorithm, alpha=alpha)
     if svg is not None:
-        labels = {i: m.titles.get(t, t) for i, t in enumerate(pag.items)}
-        write_atomic(svg, pag.to_svg(title=f"{m.name}: causal graph", labels=labels))
+        drawing = usecases.graph_svg(pag, m.titles, title=f"{m.name}: causal graph")
+        write_atomic(svg, drawing)
     if as_json:
         click.echo(pag.to_json())
     elif svg is None:
         click.echo(
             f"PAG over {pag.n_nodes - 1} history items and the recommendation "
-            f"{_label(m, found.target)} (node {pag.target}):"
+            f"{_label(m, pag.items[pag.target])} (node {pag.target}):"
         )
         for i, j, text in pag.edges():
             click.echo(f"  {i}:{pag.items[i]} {text} {j}:{pag.items[j]}")
@@ -255,43 +302,19 @@ def graph(
 @cli.command()
 @model_option
 @history_options
-@click.option(
-    "--explainer", "-e", type=click.Choice(EXPLAINER_NAMES), default="causal", show_default=True
-)
-@click.option(
-    "--max-size",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Largest explanation set tried.",
-)
-@click.option(
-    "--removal",
-    type=click.Choice(["delete", "pad"]),
-    default="delete",
-    show_default=True,
-    help="Delete removed items or replace them with padding.",
-)
-@click.option(
-    "-k",
-    default=10,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Size of the original top-k list (for the replacement's rank).",
-)
-@click.option("--seed", default=0, show_default=True, help="Seed (random explainer).")
+@click.option("--explainer", "-e", type=ExplainerChoice(), default="causal", show_default=True)
+@shared_option("max_size", "Largest explanation set tried.")
+@shared_option("removal", "Delete removed items or replace them with padding.")
+@shared_option("k", "Size of the original top-k list (for the replacement's rank).")
+@shared_option("seed", "Seed (random explainer).")
 @click.option(
     "--exclude-seen",
     is_flag=True,
     help="Explain the top item the user has not seen (history items never count as top-1).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the explanation as JSON.")
+@shared_option("json", "Print the explanation as JSON.")
 @click.option(
-    "--html",
-    "html",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write a self-contained HTML page to this file.",
+    "--html", type=OUT_FILE, default=None, help="Write a self-contained HTML page to this file."
 )
 def explain(
     model: str | None,
@@ -307,14 +330,18 @@ def explain(
     html: Path | None,
 ) -> None:
     """Which history items caused the top recommendation."""
-    from recausal.explain import get_explainer
-
     m = _load(model)
-    hist, user_id = resolve_history(m, user, history)
-    e = get_explainer(
-        explainer, max_size=max_size, removal=removal, seed=seed, exclude_seen=exclude_seen
+    hist = resolve_history(m, user, history)
+    result = usecases.explain_history(
+        m,
+        hist.items,
+        explainer,
+        k=k,
+        max_size=max_size,
+        removal=removal,
+        seed=seed,
+        exclude_seen=exclude_seen,
     )
-    result = e.explain(m, hist, k=k)
     if html is not None:
         from recausal.report.html import explanation_html
 
@@ -325,7 +352,14 @@ def explain(
     if html is not None:
         click.echo(f"wrote {html}")
         return
-    who = f"User {user_id}" if user_id else "This history"
+    _echo_explanation(m, result, hist, explainer=explainer, max_size=max_size, k=k)
+
+
+def _echo_explanation(
+    m: Any, result: Any, hist: usecases.UsedHistory, *, explainer: str, max_size: int, k: int
+) -> None:
+    """The explanation as text: the recent history, the recommendation and its causes."""
+    who = f"User {hist.user}" if hist.user else "This history"
     recent = result.history[-8:]
     click.echo(f"{who}: {len(result.history)} items; most recent last:")
     for pos, item in enumerate(recent, start=len(result.history) - len(recent)):
@@ -350,6 +384,41 @@ def explain(
         )
         click.echo(f"Without them the model recommends {_label(m, result.replacement)} ({rank}).")
     click.echo(f"[{result.model_calls} model calls, {result.seconds:.2f}s]")
+
+
+# --------------------------------------------------------------------- import-recbole
+@cli.command("import-recbole")
+@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--dataset",
+    "-d",
+    required=True,
+    help="The training dataset: a folder of atomic files or a known name (ml-100k).",
+)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Bundle directory to write.",
+)
+@click.option(
+    "--trust-pickle",
+    is_flag=True,
+    help="Load with plain torch.load if the safe reader refuses the file (can run its code).",
+)
+def import_recbole_command(checkpoint: Path, dataset: str, out: Path, trust_pickle: bool) -> None:
+    """Convert CHECKPOINT.pth, saved by RecBole's trainer, into a recausal model bundle."""
+    from recausal.models.recbole_import import import_recbole_checkpoint
+
+    bundle = import_recbole_checkpoint(checkpoint, dataset, out, trust_pickle=trust_pickle)
+    meta = json.loads((bundle / "meta.json").read_text(encoding="utf-8"))
+    items = json.loads((bundle / "items.json").read_text(encoding="utf-8"))
+    click.echo(
+        f"Imported {meta['model']} (epoch {meta['imported']['epoch']}, {len(items) - 1} items, "
+        f"dataset {meta['dataset']['name']}) into {bundle}"
+    )
+    click.echo(f"  read with: {meta['imported']['reader']}")
 
 
 def main() -> None:

@@ -22,8 +22,7 @@ from recausal.evaluate import (
     summarize,
 )
 from recausal.evaluate.runner import DEFAULT_EXPLAINERS
-from recausal.explain import EXPLAINERS, get_explainer
-from recausal.explain.base import remove_positions
+from recausal.explain import EXPLAINERS, get_explainer, remove_positions
 
 FAST = ["recency", "occlusion", "random", "exhaustive"]
 

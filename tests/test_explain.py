@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+import recausal
 from recausal.errors import InvalidInputError
-from recausal.explain import EXPLAINERS, get_explainer
-from recausal.explain.base import remove_positions
+from recausal.explain import (
+    EXPLAINERS,
+    CausalExplainer,
+    explainer_names,
+    get_explainer,
+    remove_positions,
+)
 from recausal.models.adapter import SASRecModel
 
 NAMES = sorted(EXPLAINERS)
@@ -189,3 +195,60 @@ def test_exclude_seen_explains_an_unseen_item_against_a_fixed_pool(sasrec, name)
             assert new_top != e.recommended and new_top not in history
             if positions == e.sets[0]:
                 assert new_top == e.replacement
+
+
+def test_registry_names_every_explainer_once():
+    assert (
+        explainer_names()
+        == tuple(EXPLAINERS)
+        == (
+            "causal",
+            "attention",
+            "recency",
+            "random",
+            "occlusion",
+            "exhaustive",
+        )
+    )
+    assert all(EXPLAINERS[n].name == n for n in explainer_names())
+
+
+def test_causal_heads_all_searches_every_graph_and_records_the_one_kept(sasrec):
+    rng = np.random.default_rng(13)
+    histories = [
+        [sasrec.items[i] for i in rng.integers(1, sasrec.n_items, size=7)] for _ in range(8)
+    ]
+    by_heads = {
+        heads: CausalExplainer(heads=heads, max_size=2).explain_many(sasrec, histories)
+        for heads in ("all", "each", "aggregate", 1)
+    }
+    more_than_aggregate = 0
+    for u, h in enumerate(histories):
+        e = by_heads["all"][u]
+        kept = e.meta["graph_head"]
+        # the key names the graph kept: a head's index, or None for the aggregate graph
+        assert e.graph.meta["heads"] == ("aggregate" if kept is None else kept)
+        assert e.graph.to_dict() == recausal.discover(sasrec, h, heads="all").pag(kept).to_dict()
+        # "all" searches the union of the per-head trees and the aggregate tree
+        each, aggregate = by_heads["each"][u], by_heads["aggregate"][u]
+        assert e.meta["tree_nodes"] >= max(each.meta["tree_nodes"], aggregate.meta["tree_nodes"])
+        more_than_aggregate += e.meta["tree_nodes"] > aggregate.meta["tree_nodes"]
+        assert aggregate.meta["graph_head"] is None and aggregate.graph.meta["heads"] == "aggregate"
+        one = by_heads[1][u]
+        assert one.meta["graph_head"] == 1 and one.graph.meta["heads"] == 1
+    assert more_than_aggregate > 0, "the per-head graphs should have been used"
+
+
+def test_discover_stays_callable_after_use(sasrec):
+    history = [sasrec.items[i] for i in (2, 4, 6, 8, 10)]
+    first = recausal.discover(sasrec, history, heads="aggregate")
+    second = recausal.discover(sasrec, history, heads="aggregate")
+    recausal.get_explainer("causal", max_size=2).explain(sasrec, history)
+    third = recausal.discover(sasrec, history, heads="all")
+    assert callable(recausal.discover)
+    assert first.pag().to_dict() == second.pag().to_dict() == third.pag().to_dict()
+    # graphs are built once, on first use, and the bare PDS tree equals the full PAG's
+    assert third.pag(0) is third.heads[0] and third.aggregate is third.pag()
+    assert dict(third.pds_tree(0).nodes) == dict(third.pag(0).pds_tree().nodes)
+    with pytest.raises(InvalidInputError, match="aggregate graph was not learned"):
+        recausal.discover(sasrec, history, heads="each").pag()

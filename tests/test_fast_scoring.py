@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from recausal.errors import InvalidInputError
-from recausal.explain import get_explainer
-from recausal.explain.base import remove_positions
-from recausal.models.adapter import ADAPTERS, Edits, SequentialModel, _Transformer, build_network
+from recausal.explain import get_explainer, remove_positions
+from recausal.models import ADAPTERS, Edits, SequentialModel, build_network
 from recausal.models.bundle import read_bundle
+from recausal.models.inference import Transformer
 
 
 def _deeper(model: SequentialModel, layers: int, heads: int, act: str) -> SequentialModel:
@@ -74,7 +74,7 @@ def test_fast_scores_equal_recbole_forward(any_model, monkeypatch, layers, heads
     plain = _plain(model, edits, monkeypatch)
     _assert_close(model.score_ids(list(edits)), plain)
     _assert_close(model.score_ids(edits), plain)  # with the originals (prefix reuse, SASRec)
-    monkeypatch.setattr(_Transformer, "positions_per_pass", 30)  # many small passes
+    monkeypatch.setattr(Transformer, "positions_per_pass", 30)  # many small passes
     _assert_close(model.score_ids(edits, 50), _plain(model, edits, monkeypatch, 50))
 
 
@@ -82,13 +82,13 @@ def test_prefix_reuse_computes_less_and_scores_the_same(sasrec, monkeypatch):
     model = _deeper(sasrec, 2, 2, "gelu")
     edits = _edits(model, 40, seed=1)
     computed = []
-    original = _Transformer._pass
+    original = Transformer._pass
 
     def counting(self, plan, rows):
         computed.append(int((plan.ends[rows] - plan.starts[rows]).sum()))
         return original(self, plan, rows)
 
-    monkeypatch.setattr(_Transformer, "_pass", counting)
+    monkeypatch.setattr(Transformer, "_pass", counting)
     full = model.score_ids(list(edits))
     recomputed = sum(computed)
     computed.clear()

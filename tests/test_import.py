@@ -409,8 +409,9 @@ def test_from_recbole_wraps_the_model_in_memory(bert4rec_run, sasrec_run, sasrec
 def _random_network(family: str, planted, **extra):
     """A RecBole network with RecBole's default settings for ``family``, randomly initialised."""
     from recausal._compat import recbole_config
-    from recausal.models.adapter import ADAPTERS, build_network
-    from recausal.models.train import DEFAULTS, model_config_from_recbole
+    from recausal.models import ADAPTERS, build_network
+    from recausal.models.recbole_settings import model_config_from_recbole
+    from recausal.models.train import DEFAULTS
 
     settings = {
         **DEFAULTS,

@@ -11,20 +11,18 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from recausal.causal._synthetic import random_softmax_attention
 from recausal.causal.citest import AttentionCITest
 from recausal.causal.icd import icd
 from recausal.causal.pag import PAG
-from recausal.discover import (
+from recausal.discovery import (
     DiscoverySettings,
-    graphs_from_attention,
-    graphs_from_attention_many,
-    learn_graph,
+    discover_ids,
     learn_structures,
     structure_to_pag,
 )
-from recausal.explain.base import Batch
+from recausal.explain.batch import Batch
 from recausal.explain.causal import CausalExplainer
+from recausal.testing import random_softmax_attention
 
 
 def _attentions(causal: bool, lengths: list[int], heads: int = 2) -> list[np.ndarray]:
@@ -49,10 +47,13 @@ def test_batched_learning_equals_one_matrix_at_a_time(causal, algorithm):
     lengths = [12, 9, 12, 15, 9, 12, 4]  # groups of equal length, and singletons
     attn = _attentions(causal, lengths)
     settings = DiscoverySettings(
-        algorithm=algorithm, max_cond_size=3 if algorithm == "fci" else None
+        algorithm=algorithm,
+        max_cond_size=3 if algorithm == "fci" else None,
+        n_samples=32,
+        order_aware=causal,
     )
-    batched = learn_structures(attn, settings, 32, causal, heads="all")
-    plain = learn_structures(attn, settings, 32, causal, heads="all", batched=False)
+    batched = learn_structures(attn, settings, heads="all")
+    plain = learn_structures(attn, settings, heads="all", batched=False)
     assert len(batched) == len(plain) == len(lengths)
     removed = 0
     for u, (fast, slow) in enumerate(zip(batched, plain, strict=True)):
@@ -68,21 +69,22 @@ def test_batched_learning_equals_one_matrix_at_a_time(causal, algorithm):
 def test_batched_learning_equals_direct_icd():
     lengths = [10, 10, 10, 7]
     attn = _attentions(True, lengths)
-    found = learn_structures(attn, DiscoverySettings(), 64, True, heads="each")
+    found = learn_structures(attn, DiscoverySettings(n_samples=64, order_aware=True), heads="each")
     for a, f in zip(attn, found, strict=True):
         for h in range(2):
             direct = icd(AttentionCITest(a[h], n_samples=64), a.shape[-1], order_aware=True)
             _same_structure(f.heads[h], direct)
 
 
-def test_structure_to_pag_equals_learn_graph():
+def test_structure_to_pag_equals_the_plain_path():
     attn = _attentions(False, [11])[0]
     items = [f"i{k}" for k in range(11)]
-    settings = DiscoverySettings()
-    fast = learn_structures([attn], settings, 64, False, heads=1)[0]
+    settings = DiscoverySettings(n_samples=64, order_aware=False)
+    fast = learn_structures([attn], settings, heads=1)[0]
     assert len(fast.heads) == 1 and fast.aggregate is None
-    pag = structure_to_pag(fast.heads[0], items, settings, 64, False, False, 1)
-    plain = learn_graph(attn[1], items, settings, 64, False, False, 1)
+    pag = structure_to_pag(fast.heads[0], items, settings, 1)
+    slow = learn_structures([attn], settings, heads=1, batched=False)[0]
+    plain = structure_to_pag(slow.heads[0], items, settings, 1)
     assert pag.to_dict() == plain.to_dict()
     # the unvalidated constructor gives the same PAG as the validating one
     checked = PAG.from_marks(
@@ -92,7 +94,7 @@ def test_structure_to_pag_equals_learn_graph():
     assert checked.to_dict() == pag.to_dict()
     assert nx.utils.graphs_equal(checked.graph, pag.graph)
     # the bare PAG the explainer builds for its PDS trees has the same tree as the full one
-    bare = PAG._from_learned(fast.heads[0].marks).pds_tree()
+    bare = PAG.from_structure(fast.heads[0].marks).pds_tree()
     full = pag.pds_tree()
     assert dict(bare.nodes) == dict(full.nodes)
     assert list(bare.candidate_sets(2)) == list(full.candidate_sets(2))
@@ -105,15 +107,15 @@ def _histories(model, n: int) -> list[list[str]]:
     return [h[: 4 + (u % 9)] for u, h in enumerate(hist[:n])]  # mixed lengths 4..12
 
 
-def test_graphs_from_attention_many_equals_one_by_one(any_model):
+def test_discover_ids_many_equals_one_by_one(any_model):
     model = any_model
     ids = [model.encode(h) for h in _histories(model, 12)]
     targets = [int(t) for t in model.score_ids(ids).argmax(axis=1)]
     attn = model.attention_ids(ids, targets)
     settings = DiscoverySettings()
-    many = graphs_from_attention_many(model, ids, targets, attn, settings, heads="all")
+    many = discover_ids(model, ids, targets, settings, heads="all", attentions=attn)
     for s, t, a, d in zip(ids, targets, attn, many, strict=True):
-        one = graphs_from_attention(model, s, t, a, settings, heads="all")
+        one = discover_ids(model, [s], [t], settings, "all", attentions=[a], batched=False)[0]
         assert d.history == one.history and d.target == one.target
         assert [g.to_dict() for g in d.heads] == [g.to_dict() for g in one.heads]
         assert d.aggregate.to_dict() == one.aggregate.to_dict()

@@ -1,22 +1,24 @@
 """Internal mutable edge-mark graph used while learning (with a bitmask mirror for the fast
-searches), and the frozen learning result."""
+searches), and small helpers over node sets and mark matrices."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import chain, combinations
 from math import comb
-from types import MappingProxyType
-from typing import Any
 
 import numpy as np
 
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 
-__all__ = ["MarkBits", "MarkGraph", "StructureResult", "bit_nodes", "bitmask_rows"]
+__all__ = [
+    "MarkBits",
+    "MarkGraph",
+    "adjacency_sets",
+    "bit_nodes",
+    "bitmask_rows",
+    "combination_rows",
+]
 
 
 class MarkGraph:
@@ -185,60 +187,17 @@ class MarkBits:
         self.g.remove_edge(i, j)
 
 
-def _freeze(marks: np.ndarray) -> np.ndarray:
-    a = np.array(marks, dtype=np.int8, copy=True)
-    a.setflags(write=False)
-    return a
+def adjacency_sets(marks: np.ndarray) -> dict[int, frozenset[int]]:
+    """The neighbours of every node of a mark matrix.
 
+    Args:
+        marks: ``(n, n)`` mark matrix (non-zero: an edge end).
 
-@dataclass(frozen=True)
-class StructureResult:
-    """A learned PAG: its edge marks plus how it was obtained.
-
-    ``marks``: read-only ``int8`` ``(n, n)`` matrix, ``marks[i, j]`` the mark at ``j`` (see
-    ``recausal.causal._marks``); ``sepsets``: ``(i, j)`` with ``i < j`` → the separating set
-    found for each removed edge; ``n_tests``: CI tests the algorithm consulted (up to the first
-    independence per edge and conditioning-set size, as the reference counts them);
-    ``max_cond_size_reached``: the largest conditioning-set size for which tests were run;
-    ``algorithm``, ``order_aware``, ``params``: provenance.
+    Returns:
+        ``{node: frozenset of its neighbours}`` for every node ``0..n-1``.
     """
-
-    marks: np.ndarray
-    sepsets: Mapping[tuple[int, int], tuple[int, ...]]
-    n_tests: int
-    max_cond_size_reached: int
-    algorithm: str
-    order_aware: bool = False
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "marks", _freeze(self.marks))
-        object.__setattr__(self, "sepsets", MappingProxyType(dict(self.sepsets)))
-        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
-
-    @property
-    def n_nodes(self) -> int:
-        """Number of nodes."""
-        return int(self.marks.shape[0])
-
-    @property
-    def skeleton(self) -> np.ndarray:
-        """Boolean adjacency matrix."""
-        return self.marks != NONE
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dictionary."""
-        return {
-            "algorithm": self.algorithm,
-            "order_aware": self.order_aware,
-            "n_nodes": self.n_nodes,
-            "marks": self.marks.tolist(),
-            "sepsets": [[i, j, list(s)] for (i, j), s in sorted(self.sepsets.items())],
-            "n_tests": self.n_tests,
-            "max_cond_size_reached": self.max_cond_size_reached,
-            "params": dict(self.params),
-        }
-
-    def to_json(self) -> str:
-        """The result as JSON text."""
-        return json.dumps(self.to_dict())
+    rows, cols = np.nonzero(marks)
+    out: dict[int, set[int]] = {i: set() for i in range(marks.shape[0])}
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        out[i].add(j)
+    return {i: frozenset(s) for i, s in out.items()}

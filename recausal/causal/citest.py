@@ -17,6 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy.special import ndtr, ndtri
 
+from recausal._checks import is_int
 from recausal.errors import InvalidInputError
 
 __all__ = [
@@ -365,7 +366,7 @@ class FisherZTest(CorrelationCITest):
 
 
 def _check_params(n_samples: int, alpha: float) -> None:
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 4:
+    if not is_int(n_samples) or n_samples < 4:
         raise InvalidInputError(f"n_samples must be an integer >= 4; got {n_samples!r}")
     if not (isinstance(alpha, (int, float, np.floating)) and 0.0 < float(alpha) < 1.0):
         raise InvalidInputError(f"alpha must be in (0, 1); got {alpha!r}")

@@ -16,24 +16,14 @@ from __future__ import annotations
 
 from itertools import combinations
 
-from recausal.causal._graph import MarkGraph, StructureResult
+from recausal.causal._graph import MarkGraph
 from recausal.causal._orient import orient, rule0, sepset_deciders
 from recausal.causal.citest import CITest
-from recausal.causal.skeleton import TestRunner, pc_stable_level, possible_dsep
-from recausal.errors import InvalidInputError
+from recausal.causal.pds import possible_dsep
+from recausal.causal.result import StructureResult
+from recausal.causal.skeleton import TestRunner, check_learner_args, pc_stable_level
 
 __all__ = ["fci"]
-
-
-def _check_common(n_nodes: int, max_cond_size: int | None) -> None:
-    if isinstance(n_nodes, bool) or not isinstance(n_nodes, int) or n_nodes < 2:
-        raise InvalidInputError(f"n_nodes must be an integer >= 2; got {n_nodes!r}")
-    if max_cond_size is not None and (
-        isinstance(max_cond_size, bool) or not isinstance(max_cond_size, int) or max_cond_size < 0
-    ):
-        raise InvalidInputError(
-            f"max_cond_size must be None or an integer >= 0; got {max_cond_size!r}"
-        )
 
 
 def fci(
@@ -45,10 +35,17 @@ def fci(
 ) -> StructureResult:
     """Learn a PAG with FCI from a CI test over nodes ``0..n_nodes-1``.
 
-    ``max_cond_size`` bounds the conditioning-set size in both the adjacency and the
-    Possible-D-Sep phase (None: unbounded).
+    Args:
+        test: the CI test (vectorised when it has ``independent_many``).
+        n_nodes: number of nodes, >= 2.
+        max_cond_size: largest conditioning-set size in both the adjacency and the
+            Possible-D-Sep phase (``None``: unbounded).
+        order_aware: nodes are in token order (see the module docstring).
+
+    Returns:
+        The learned structure.
     """
-    _check_common(n_nodes, max_cond_size)
+    check_learner_args(n_nodes, max_cond_size)
     runner = TestRunner(test, n_nodes)
     limit = n_nodes - 2 if max_cond_size is None else min(max_cond_size, n_nodes - 2)
     g = MarkGraph.complete(n_nodes)
@@ -63,7 +60,7 @@ def fci(
     c0, _ = sepset_deciders(sepsets)
     g.reset(order_aware)
     rule0(g, c0)
-    pds = [possible_dsep(g, x) for x in range(n_nodes)]
+    pds = [possible_dsep(g.m, g.adj, x) for x in range(n_nodes)]
     for i in range(n_nodes):
         for j in sorted(g.adj[i]):
             if j <= i or j not in g.adj[i]:

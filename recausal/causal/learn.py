@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TypedDict, Unpack
+
 import numpy as np
 
-from recausal.causal._graph import StructureResult, bitmask_rows
+from recausal.causal._graph import bitmask_rows
 from recausal.causal.citest import (
     CORR_CLIP,
     CorrelationCITest,
@@ -13,9 +15,10 @@ from recausal.causal.citest import (
 )
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
+from recausal.causal.result import StructureResult
 from recausal.errors import InvalidInputError
 
-__all__ = ["ALGORITHMS", "learn_pags", "pag_from_attention"]
+__all__ = ["ALGORITHMS", "LearnOptions", "learn_pags", "pag_from_attention"]
 
 ALGORITHMS = ("icd", "fci")
 
@@ -25,19 +28,30 @@ def _check_algorithm(algorithm: str) -> None:
         raise InvalidInputError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
 
 
+class LearnOptions(TypedDict, total=False):
+    """Keyword options of :func:`learn_pags` that :func:`pag_from_attention` passes on."""
+
+    n_samples: int
+    alpha: float
+    algorithm: str
+    order_aware: bool
+    max_cond_size: int | None
+    check_rows: bool
+
+
 def pag_from_attention(
-    attention: np.ndarray,
-    *,
-    n_samples: int = 64,
-    alpha: float = 0.01,
-    algorithm: str = "icd",
-    order_aware: bool = False,
-    max_cond_size: int | None = None,
-    aggregate_heads: bool = False,
-    check_rows: bool = True,
+    attention: np.ndarray, *, aggregate_heads: bool = False, **options: Unpack[LearnOptions]
 ) -> StructureResult:
-    """Learn the PAG over the token positions of one attention matrix ``(n, n)`` (or
-    ``(H, n, n)`` with ``aggregate_heads``). See :func:`learn_pags` for the parameters."""
+    """Learn the PAG over the token positions of one attention matrix.
+
+    Args:
+        attention: ``(n, n)``, or ``(H, n, n)`` with ``aggregate_heads``.
+        aggregate_heads: combine the heads by summed covariances.
+        **options: as for :func:`learn_pags`.
+
+    Returns:
+        The learned structure.
+    """
     a = np.asarray(attention)
     expected = 3 if aggregate_heads else 2
     if a.ndim != expected:
@@ -46,16 +60,7 @@ def pag_from_attention(
             f"attention must have {expected} axes here {want}; got shape {a.shape}; "
             "use learn_pags for a batch"
         )
-    return learn_pags(
-        a[None],
-        n_samples=n_samples,
-        alpha=alpha,
-        algorithm=algorithm,
-        order_aware=order_aware,
-        max_cond_size=max_cond_size,
-        aggregate_heads=aggregate_heads,
-        check_rows=check_rows,
-    )[0]
+    return learn_pags(a[None], aggregate_heads=aggregate_heads, **options)[0]
 
 
 def learn_pags(
@@ -70,17 +75,24 @@ def learn_pags(
     check_rows: bool = True,
     _users_per_chunk: int = 16,
 ) -> list[StructureResult]:
-    """One PAG per attention matrix of a batch ``(B, n, n)`` (``(B, H, n, n)`` with
-    ``aggregate_heads``: heads combined by summed covariances).
-
-    ``n_samples``: effective sample size of the Fisher-z test (the model's hidden size);
-    ``alpha``: significance level; ``algorithm``: ``"icd"`` or ``"fci"``; ``order_aware``:
-    positions are in token order (for causal, SASRec-like attention); ``max_cond_size``:
-    largest conditioning set (ICD stops there: any-time).
+    """One PAG per attention matrix of a batch.
 
     The correlation matrices, the marginal tests and (for ICD) every order-1 test of every
     user are computed in a few vectorised calls shared by the batch; the searches over larger
     conditioning sets then run per user.
+
+    Args:
+        attn_batch: ``(B, n, n)``, or ``(B, H, n, n)`` with ``aggregate_heads``.
+        n_samples: effective sample size of the Fisher-z test (the model's hidden size).
+        alpha: significance level.
+        algorithm: ``"icd"`` or ``"fci"``.
+        order_aware: positions are in token order (for causal, SASRec-like attention).
+        max_cond_size: largest conditioning set (ICD stops there: any-time).
+        aggregate_heads: combine the heads by summed covariances.
+        check_rows: check that every attention row sums to 1.
+
+    Returns:
+        One learned structure per matrix, in batch order.
     """
     _check_algorithm(algorithm)
     a = np.asarray(attn_batch)
@@ -110,8 +122,8 @@ def learn_pags(
                     n,
                     max_cond_size=max_cond_size,
                     order_aware=order_aware,
-                    _pre0=pre0[u],
-                    _pre1=pre1[u],
+                    known_marginal=pre0[u],
+                    known_order1=pre1[u],
                 )
             )
     return out

@@ -1,5 +1,5 @@
-"""Adjacency-search building blocks shared by FCI and ICD: CI-test adapters, a vectorised
-PC-stable level, and Possible-D-Sep sets."""
+"""Adjacency-search building blocks shared by FCI and ICD: their common argument checks, the
+CI-test adapter and a vectorised PC-stable level. (Possible-D-Sep: :mod:`recausal.causal.pds`.)"""
 
 from __future__ import annotations
 
@@ -8,14 +8,32 @@ from itertools import combinations
 
 import numpy as np
 
+from recausal._checks import is_int
 from recausal.causal._graph import MarkGraph
-from recausal.causal._marks import ARROW
 from recausal.causal.citest import CITest
 from recausal.errors import InvalidInputError
 
-__all__ = ["TestRunner", "pc_stable_level", "possible_dsep"]
+__all__ = ["TestRunner", "check_learner_args", "pc_stable_level"]
 
 _CHUNK = 65536
+
+
+def check_learner_args(n_nodes: int, max_cond_size: int | None) -> None:
+    """Check the arguments every structure learner takes.
+
+    Args:
+        n_nodes: number of nodes, an integer >= 2.
+        max_cond_size: largest conditioning-set size, an integer >= 0, or ``None``.
+
+    Raises:
+        InvalidInputError: either is not as described.
+    """
+    if not is_int(n_nodes) or n_nodes < 2:
+        raise InvalidInputError(f"n_nodes must be an integer >= 2; got {n_nodes!r}")
+    if max_cond_size is not None and (not is_int(max_cond_size) or max_cond_size < 0):
+        raise InvalidInputError(
+            f"max_cond_size must be None or an integer >= 0; got {max_cond_size!r}"
+        )
 
 
 class TestRunner:
@@ -178,26 +196,3 @@ def pc_stable_level(
         else:
             runner.n_consulted += hi - lo
     return True
-
-
-def possible_dsep(g: MarkGraph, x: int) -> set[int]:
-    """Possible-D-Sep(x): nodes reachable from x on a path whose every inner node is a
-    collider (``*-> v <-*``) or sits in a triangle (Spirtes, Glymour & Scheines)."""
-    m, adj = g.m, g.adj
-    out: set[int] = set()
-    seen: set[tuple[int, int]] = set()
-    stack = []
-    for v in adj[x]:
-        out.add(v)
-        seen.add((x, v))
-        stack.append((x, v))
-    while stack:
-        prev, cur = stack.pop()
-        for nxt in adj[cur]:
-            if nxt in (prev, x) or (cur, nxt) in seen:
-                continue
-            if nxt in adj[prev] or (m[prev][cur] == ARROW and m[nxt][cur] == ARROW):
-                seen.add((cur, nxt))
-                out.add(nxt)
-                stack.append((cur, nxt))
-    return out

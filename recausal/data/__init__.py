@@ -4,8 +4,11 @@ from recausal.data.atomic import FIELD_TYPES, AtomicField, parse_header, read_at
 from recausal.data.datasets import (
     KNOWN_DATASETS,
     DatasetFiles,
+    as_dataset_files,
     dataset_fingerprint,
     item_titles,
+    item_titles_if_any,
+    recorded_dataset,
     resolve_dataset,
 )
 from recausal.data.histories import (
@@ -34,9 +37,11 @@ __all__ = [
     "EvalCase",
     "LeaveOneOut",
     "PlantedDataset",
+    "as_dataset_files",
     "dataset_fingerprint",
     "dataset_histories",
     "item_titles",
+    "item_titles_if_any",
     "leave_one_out",
     "load_planted_dataset",
     "make_planted_dataset",
@@ -48,6 +53,7 @@ __all__ = [
     "read_header",
     "recbole_normalizes_time",
     "recbole_time_key",
+    "recorded_dataset",
     "resolve_dataset",
     "user_histories",
 ]

@@ -1,5 +1,8 @@
 """Find a dataset's atomic files, fingerprint them, and read item titles.
 
+A model's bundle records the dataset it was trained on; :func:`recorded_dataset` says which
+dataset that is, for looking up its users and items.
+
 A dataset is a directory ``<dir>/<name>/`` holding ``<name>.inter`` and optionally
 ``<name>.item`` and ``<name>.user`` (RecBole's layout: ``data_path=<dir>``, ``dataset=<name>``).
 Two names are known without a path:
@@ -15,11 +18,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from recausal.data.atomic import read_atomic
-from recausal.errors import InvalidInputError
+from recausal.errors import InvalidInputError, RecausalError
 
 KNOWN_DATASETS = ("ml-100k", "synthetic-planted")
 """Dataset names :func:`resolve_dataset` finds without a path."""
@@ -182,7 +187,15 @@ def resolve_dataset(
     )
 
 
-def _as_files(dataset: DatasetFiles | str | os.PathLike) -> DatasetFiles:
+def as_dataset_files(dataset: DatasetFiles | str | os.PathLike) -> DatasetFiles:
+    """A dataset's files, found with :func:`resolve_dataset` unless already given.
+
+    Args:
+        dataset: :class:`DatasetFiles`, or anything :func:`resolve_dataset` accepts.
+
+    Returns:
+        The dataset's files.
+    """
     return dataset if isinstance(dataset, DatasetFiles) else resolve_dataset(dataset)
 
 
@@ -194,7 +207,7 @@ def dataset_fingerprint(files: DatasetFiles | str | os.PathLike) -> str:
     on the folder or the dataset name, so a copied dataset keeps its fingerprint, and any change
     of content, or adding or removing a ``.item``/``.user`` file, changes it.
     """
-    files = _as_files(files)
+    files = as_dataset_files(files)
     digest = hashlib.sha256(_FINGERPRINT_TAG)
     for suffix, path in zip(_SUFFIXES, (files.inter, files.item, files.user), strict=True):
         if path is None:
@@ -219,7 +232,7 @@ def item_titles(dataset: DatasetFiles | str | os.PathLike) -> dict[str, str]:
     ``release_year``/``year`` column has a value (ml-100k: item ``"1"`` → ``"Toy Story (1995)"``).
     Returns an empty dict when the dataset has no ``.item`` file or no title column.
     """
-    files = _as_files(dataset)
+    files = as_dataset_files(dataset)
     if files.item is None:
         return {}
     frame = read_atomic(files.item)
@@ -241,3 +254,38 @@ def item_titles(dataset: DatasetFiles | str | os.PathLike) -> dict[str, str]:
                 text = f"{text} ({year_text})"
         titles[str(token)] = text
     return titles
+
+
+def item_titles_if_any(dataset: DatasetFiles | str | os.PathLike) -> dict[str, str]:
+    """:func:`item_titles`, or no titles when the dataset cannot be found or read.
+
+    Args:
+        dataset: anything :func:`resolve_dataset` accepts.
+
+    Returns:
+        Item token → title; empty when the dataset has none or cannot be read.
+    """
+    try:
+        return item_titles(dataset)
+    except RecausalError:
+        return {}
+
+
+def recorded_dataset(meta: Mapping[str, Any], override: Any = None) -> str:
+    """The dataset (a known name or a folder) whose users a bundle's model serves.
+
+    Args:
+        meta: the bundle's metadata; its ``dataset`` entry holds ``name`` and ``directory``.
+        override: a dataset given instead (a name or a folder), or ``None``.
+
+    Returns:
+        ``override`` when given; else the recorded name when it is a known one (such as
+        ``ml-100k``) or no folder was recorded; else the folder recorded at training time.
+    """
+    if override is not None:
+        return str(override)
+    recorded = meta.get("dataset", {})
+    name = str(recorded.get("name", ""))
+    if name in KNOWN_DATASETS or not recorded.get("directory"):
+        return name
+    return str(recorded["directory"])

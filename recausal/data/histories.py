@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from recausal.data.atomic import read_atomic
-from recausal.data.datasets import DatasetFiles, resolve_dataset
+from recausal.data.datasets import DatasetFiles, as_dataset_files
 from recausal.errors import InvalidInputError
 
 
@@ -119,7 +119,7 @@ def dataset_histories(
     ``dataset`` is anything :func:`recausal.data.resolve_dataset` accepts; ``config`` the RecBole
     settings in use (only ``normalize_all``/``normalize_field`` and the field names matter).
     """
-    files = dataset if isinstance(dataset, DatasetFiles) else resolve_dataset(dataset)
+    files = as_dataset_files(dataset)
     cfg = config or {}
     fields = {
         "user_field": cfg.get("USER_ID_FIELD", "user_id"),

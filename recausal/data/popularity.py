@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from recausal._checks import is_int
 from recausal.data.atomic import read_atomic
-from recausal.data.datasets import DatasetFiles, resolve_dataset
+from recausal.data.datasets import DatasetFiles, as_dataset_files
 from recausal.data.histories import EvalCase, dataset_histories, leave_one_out
 from recausal.errors import InvalidInputError
 
@@ -61,7 +62,7 @@ def hit_ndcg(ranks: Sequence[int], k: int) -> dict[str, float]:
 
     An empty sequence gives NaN for both.
     """
-    _check_k(k)
+    k = _check_k(k)
     if not ranks:
         return {f"hit@{k}": math.nan, f"ndcg@{k}": math.nan}
     hits = [1.0 if r <= k else 0.0 for r in ranks]
@@ -69,9 +70,10 @@ def hit_ndcg(ranks: Sequence[int], k: int) -> dict[str, float]:
     return {f"hit@{k}": sum(hits) / len(ranks), f"ndcg@{k}": sum(gains) / len(ranks)}
 
 
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+def _check_k(k: int) -> int:
+    if not is_int(k) or k < 1:
         raise InvalidInputError(f"k={k!r} is not allowed; k must be an int >= 1")
+    return int(k)
 
 
 def popularity_ranking(
@@ -97,7 +99,7 @@ def popularity_metrics(
     dataset: str = "",
 ) -> BaselineResult:
     """The popularity baseline's metrics on ``histories`` (user → items, oldest first)."""
-    _check_k(k)
+    k = _check_k(k)
     ranking = popularity_ranking(histories, items)
     rank_of = {item: r for r, item in enumerate(ranking, start=1)}
     split = leave_one_out(histories)
@@ -132,8 +134,8 @@ def popularity_baseline(
     settings in use, which decide how timestamps tie (see :func:`dataset_histories`). No
     filtering settings (``user_inter_num_interval`` etc.) are applied.
     """
-    _check_k(k)
-    files = dataset if isinstance(dataset, DatasetFiles) else resolve_dataset(dataset)
+    k = _check_k(k)
+    files = as_dataset_files(dataset)
     histories = dataset_histories(files, config)
     item_field = (config or {}).get("ITEM_ID_FIELD", "item_id")
     items = list(dict.fromkeys(read_atomic(files.inter)[item_field].astype(str)))

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from recausal.data.datasets import DatasetFiles, resolve_dataset
+from recausal.data.datasets import DatasetFiles, as_dataset_files, resolve_dataset
 from recausal.errors import InvalidInputError
 
 _T0 = 1_000_000_000
@@ -250,7 +250,7 @@ def load_planted_dataset(
     ``dataset`` is anything :func:`resolve_dataset` accepts; its folder must hold the
     ``<name>.planted.json`` written alongside the atomic files.
     """
-    files = dataset if isinstance(dataset, DatasetFiles) else resolve_dataset(dataset)
+    files = as_dataset_files(dataset)
     meta_path = files.directory / f"{files.name}.{META_SUFFIX}"
     if not meta_path.is_file():
         raise InvalidInputError(

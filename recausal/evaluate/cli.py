@@ -8,29 +8,25 @@ from pathlib import Path
 
 import click
 
+from recausal.cli import model_option, shared_option
+
 # Kept here as text so that ``recausal --help`` need not import the evaluation stack.
 DEFAULT_EXPLAINERS = "causal,attention,recency,occlusion,random"
-MODEL_HELP = "Model bundle: a directory or a shipped bundle's name [default: sasrec-ml100k]."
 
 
 def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str | int:
     """``all``, a positive number, or an existing file of user ids."""
-    text = value.strip()
-    if text == "all":
-        return text
-    if text.isdigit():
-        if int(text) < 1:
-            raise click.BadParameter(f"must be 'all', N >= 1, or a file; got {value!r}")
-        return int(text)
-    if Path(text).is_file():
-        return text
-    raise click.BadParameter(
-        f"must be 'all', a positive number of users, or a file of user ids; got {value!r}"
-    )
+    from recausal.errors import InvalidInputError
+    from recausal.evaluate.users import parse_users
+
+    try:
+        return parse_users(value.strip())
+    except InvalidInputError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("evaluate")
-@click.option("--model", "-m", "model", default=None, help=MODEL_HELP)
+@model_option
 @click.option(
     "--explainers",
     default=DEFAULT_EXPLAINERS,
@@ -44,23 +40,10 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
     callback=_users_option,
     help="'all', the first N users, or a file with one user id per line.",
 )
-@click.option("--max-size", default=5, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "-k",
-    "k",
-    default=10,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Length of the original top-k list (for the replacement's rank).",
-)
-@click.option(
-    "--removal",
-    default="delete",
-    show_default=True,
-    type=click.Choice(["delete", "pad"]),
-    help="How history items are removed.",
-)
-@click.option("--seed", default=0, show_default=True, type=int)
+@shared_option("max_size")
+@shared_option("k", "Length of the original top-k list (for the replacement's rank).")
+@shared_option("removal", "How history items are removed.")
+@shared_option("seed")
 @click.option(
     "--out",
     "-o",
@@ -104,10 +87,10 @@ def evaluate_command(
 ) -> None:
     """Explain many users with several explainers and compare them (rows, summary, plots)."""
     from recausal.errors import InvalidInputError
-    from recausal.evaluate.runner import _check_explainers
+    from recausal.usecases import check_explainers
 
     try:
-        names = _check_explainers(explainers)
+        names = check_explainers(explainers)
     except InvalidInputError as exc:
         raise click.BadParameter(str(exc), param_hint="--explainers") from None
 

@@ -1,4 +1,4 @@
-"""Summary measures of an evaluation's rows, per explainer (shared/METHOD.md §6).
+"""Summary measures of an evaluation's rows, per explainer (docs/method.md, "Evaluation measures").
 
 Rows with an ``error`` are left out of every measure (their count is reported). Definitions:
 

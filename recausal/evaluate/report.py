@@ -17,7 +17,7 @@ import pandas as pd
 
 from recausal._io import write_atomic
 from recausal.evaluate.measures import deletion_curve, summarize, summary_markdown
-from recausal.evaluate.runner import LIST_COLUMNS
+from recausal.evaluate.schema import LIST_COLUMNS
 
 PLOTS = {
     "sizes": "sizes.png",

@@ -1,11 +1,12 @@
-"""Explainers: which history items caused a recommendation. One interface for all."""
+"""Explainers: which history items caused a recommendation. One interface for all.
+
+Build one by name with :func:`get_explainer` (names: :func:`explainer_names`, classes:
+:data:`EXPLAINERS`), then call ``explain(model, history)`` for an :class:`Explanation`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from recausal.errors import InvalidInputError
-from recausal.explain.base import Explainer, Explanation, RankedItem
+from recausal.explain.base import Explainer, RankingExplainer
 from recausal.explain.baselines import (
     AttentionExplainer,
     ExhaustiveExplainer,
@@ -13,40 +14,25 @@ from recausal.explain.baselines import (
     RandomExplainer,
     RecencyExplainer,
 )
+from recausal.explain.batch import remove_positions
 from recausal.explain.causal import CausalExplainer
-
-EXPLAINERS: dict[str, type[Explainer]] = {
-    cls.name: cls
-    for cls in (
-        CausalExplainer,
-        AttentionExplainer,
-        RecencyExplainer,
-        RandomExplainer,
-        OcclusionExplainer,
-        ExhaustiveExplainer,
-    )
-}
-
-
-def get_explainer(name: str, **params: Any) -> Explainer:
-    """An explainer by name (``causal``, ``attention``, ``recency``, ``random``, ``occlusion``,
-    ``exhaustive``) with its parameters (``max_size``, ``removal``, ``seed``, ...)."""
-    cls = EXPLAINERS.get(name)
-    if cls is None:
-        raise InvalidInputError(
-            f"unknown explainer {name!r}; choose one of {', '.join(EXPLAINERS)}"
-        )
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise InvalidInputError(f"explainer {name!r}: {exc}") from None
-
+from recausal.explain.explanation import SCHEMA_VERSION, Explanation, RankedItem
+from recausal.explain.registry import EXPLAINERS, explainer_names, get_explainer
 
 __all__ = [
     "EXPLAINERS",
+    "SCHEMA_VERSION",
+    "AttentionExplainer",
     "CausalExplainer",
+    "ExhaustiveExplainer",
     "Explainer",
     "Explanation",
+    "OcclusionExplainer",
+    "RandomExplainer",
     "RankedItem",
+    "RankingExplainer",
+    "RecencyExplainer",
+    "explainer_names",
     "get_explainer",
+    "remove_positions",
 ]

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
 from recausal.errors import InvalidInputError
-from recausal.explain.base import (
-    Baseline,
-    Batch,
-    Explainer,
-    Found,
-    RankingExplainer,
-    Removal,
-    remove_positions,
-    share_of_sets,
-)
+from recausal.explain.base import Explainer, Found, RankingExplainer, share_of_sets
+from recausal.explain.batch import Baseline, Batch, remove_positions, search_by_size
 
 
 class AttentionExplainer(RankingExplainer):
@@ -70,61 +63,24 @@ class OcclusionExplainer(RankingExplainer):
         return out
 
 
-def search_by_size(
-    batch: Batch,
-    bases: list[Baseline],
-    candidates_of,
-    max_size: int,
-    removal: Removal,
-) -> list[tuple[tuple[tuple[int, ...], ...], int | None, int]]:
-    """Try candidate sets of size 1, 2, ... ``max_size`` for every history, one batched model
-    call per size; a history stops at the first size where some candidate changes its top-1.
-
-    ``candidates_of(u, size)`` lists history ``u``'s candidates of that size (best first).
-    Returns, per history, all valid sets of that size, the new top-1 after removing the first,
-    and the number of candidates tested.
-    """
-    n_users = len(batch.ids)
-    result: list = [((), None, 0)] * n_users
-    pending = set(range(n_users))
-    tested = [0] * n_users
-    for size in range(1, max_size + 1):
-        round_ = {u: candidates_of(u, size) for u in sorted(pending)}
-        round_ = {u: c for u, c in round_.items() if c}
-        pending &= set(round_)
-        if not round_:
-            break
-        checked = batch.first_valid(round_, bases, removal)
-        for u, cands in round_.items():
-            tested[u] += len(cands)
-            valid, new_top = checked[u]
-            if valid:
-                result[u] = (tuple(cands[i] for i in valid), int(new_top[valid[0]]), 0)
-                pending.discard(u)
-    return [(sets, rep, tested[u]) for u, (sets, rep, _) in enumerate(result)]
-
-
 class ExhaustiveExplainer(Explainer):
     """All minimal sets that change the top-1, by trying every subset of size 1, 2, ...
 
-    The ground truth for short histories. ``max_candidates`` bounds the subsets tried per
-    size and history; past it the search stops with an error rather than run for hours.
+    The ground truth for short histories.
+
+    Args:
+        max_candidates: bound on the subsets tried per size and history; past it the search
+            stops with an error rather than run for hours.
+        **params: the :class:`~recausal.explain.Explainer` parameters (``max_size``, ...).
     """
 
     name = "exhaustive"
 
-    def __init__(
-        self,
-        max_size: int = 5,
-        removal: Removal = "delete",
-        seed: int = 0,
-        exclude_seen: bool = False,
-        max_candidates: int = 200_000,
-    ) -> None:
-        super().__init__(max_size, removal, seed, exclude_seen)
+    def __init__(self, *, max_candidates: int = 200_000, **params: Any) -> None:
+        super().__init__(**params)
         self.max_candidates = max_candidates
 
-    def get_params(self):
+    def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "max_candidates": self.max_candidates}
 
     def _candidates(self, n: int, size: int) -> list[tuple[int, ...]]:

@@ -1,37 +1,39 @@
-"""The causal explainer (CLEANN, Rohekar et al. 2023): search the learned graph around the
+"""The causal explainer (CLEANN, Rohekar et al. 2023): search the learned graphs around the
 recommended item for the smallest set of history items whose removal changes the top-1."""
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, fields
+from typing import Any
 
-from recausal.causal.pag import PAG, PDSTree
-from recausal.discover import (
-    DiscoverySettings,
-    Heads,
-    heads_to_learn,
-    learn_structures,
-    structure_to_pag,
-)
-from recausal.explain.base import Baseline, Batch, Explainer, Found, Removal, share_of_sets
-from recausal.explain.baselines import search_by_size
+from recausal.causal import PDSTree
+from recausal.discovery import Discovery, DiscoverySettings, Heads, discover_ids
+from recausal.explain.base import Explainer, Found, share_of_sets
+from recausal.explain.batch import Baseline, Batch, search_by_size
 
-if TYPE_CHECKING:
-    from recausal.causal._graph import StructureResult
+_SETTINGS = frozenset(f.name for f in fields(DiscoverySettings))
 
 
 @dataclass(frozen=True)
-class _Learned:
-    """One history's learned structures ``(result, aggregate?, head)``, their PDS trees, the
-    tree searched, and the settings they were learned with."""
+class _Graphs:
+    """One history's discovery, the PDS tree of each graph learned (in the order of
+    ``discovery.keys``) and the tree searched."""
 
-    results: list[tuple[StructureResult, bool, int | None]]
-    trees: list[PDSTree]
+    discovery: Discovery
+    trees: tuple[PDSTree, ...]
     tree: PDSTree
-    n_samples: int
-    order_aware: bool
+
+
+def _merged(trees: tuple[PDSTree, ...]) -> PDSTree:
+    """One tree, or the union of several: a node's distance is its smallest over the trees."""
+    if len(trees) == 1:
+        return trees[0]
+    nodes: dict[int, int] = {}
+    for t in trees:
+        for node, dist in t.nodes.items():
+            nodes[node] = min(dist, nodes.get(node, dist))
+    return PDSTree(root=trees[0].root, nodes=nodes, parent={})
 
 
 class CausalExplainer(Explainer):
@@ -43,29 +45,33 @@ class CausalExplainer(Explainer):
     the first size that has one are returned. The ranking scores each item by its share of
     the minimal sets, then by closeness in the tree.
 
-    ``heads``: one graph per head, as in the reference code (``"each"``, the default: a node's
-    distance is its smallest over the heads' trees; the graph kept with the explanation is the
-    head whose tree holds the set closest), or one graph from the heads' summed covariance
-    (``"aggregate"``). On the planted-cause tests, per-head graphs find the cause more often.
-    ``max_candidates`` caps the sets tried per size. Remaining keyword arguments are
-    :class:`~recausal.discover.DiscoverySettings` (``algorithm``, ``alpha``, ``order_aware``...).
+    The graphs come from :func:`recausal.discovery.discover_ids`. With several graphs a node's
+    distance is its smallest over their trees, and the graph kept with the explanation is the
+    one whose tree holds the set closest (its key is ``meta["graph_head"]``: the head's index,
+    or ``None`` for the aggregate graph).
+
+    Args:
+        heads: ``"each"`` (the default, as in the reference code: one graph per head; on the
+            planted-cause tests per-head graphs find the cause more often), ``"aggregate"``
+            (one graph from the heads' summed covariance), ``"all"`` (both) or a head's index.
+        max_candidates: cap on the sets tried per size and history.
+        **params: the :class:`~recausal.explain.Explainer` parameters (``max_size``,
+            ``removal``, ...) and the :class:`~recausal.discovery.DiscoverySettings`
+            (``algorithm``, ``alpha``, ``order_aware``, ...).
+
+    Example:
+        >>> explainer = CausalExplainer(max_size=3, alpha=0.05)
+        >>> explainer.explain(model, history).meta["graph_head"]  # doctest: +SKIP
+        1
     """
 
     name = "causal"
     #: learn the graphs of equal-length histories together (False: one matrix at a time)
     _batched: bool = True
 
-    def __init__(
-        self,
-        max_size: int = 5,
-        removal: Removal = "delete",
-        seed: int = 0,
-        exclude_seen: bool = False,
-        heads: Heads = "each",
-        max_candidates: int = 5000,
-        **discovery: Any,
-    ) -> None:
-        super().__init__(max_size, removal, seed, exclude_seen)
+    def __init__(self, *, heads: Heads = "each", max_candidates: int = 5000, **params: Any) -> None:
+        discovery = {k: params.pop(k) for k in list(params) if k in _SETTINGS}
+        super().__init__(**params)
         self.heads = heads
         self.max_candidates = max_candidates
         self.settings = DiscoverySettings(**discovery)
@@ -78,44 +84,23 @@ class CausalExplainer(Explainer):
             **self.settings.to_dict(),
         }
 
-    def _graphs(self, batch: Batch, bases: list[Baseline]) -> list[_Learned]:
-        """Per history: the learned structure(s), their PDS trees, and the tree searched (with
-        one graph per head, a node's distance is its smallest over the heads' trees).
-
-        The structures of all histories are learned in batches of equal length; a full
-        :class:`PAG` (items, separating sets, meta) is built later, only for the graph kept.
-        """
-        model = batch.model
+    def _graphs(self, batch: Batch, bases: list[Baseline]) -> list[_Graphs]:
+        """Per history: the graphs learned (all histories in one pipeline call), their PDS
+        trees and the tree searched. Full PAGs are built later, only for the graph kept."""
         targets = [b.target for b in bases]
-        attention = batch.attention(targets, self.settings.layer)
-        n_samples = self.settings.n_samples or model.hidden_size
-        order_aware = self.settings.order_aware
-        if order_aware is None:
-            order_aware = model.causal_attention
-        if self._batched:
-            learned = learn_structures(attention, self.settings, n_samples, order_aware, self.heads)
-        else:  # the plain path: one CI test and one search per matrix (for comparisons)
-            learned = [
-                learn_structures([a], self.settings, n_samples, order_aware, self.heads, False)[0]
-                for a in attention
-            ]
+        found = discover_ids(
+            batch.model,
+            batch.ids,
+            targets,
+            self.settings,
+            self.heads,
+            attentions=batch.attention(targets, self.settings.layer),
+            batched=self._batched,
+        )
         out = []
-        for found in learned:
-            if found.aggregate is not None:
-                results = [(found.aggregate, True, None)]
-            else:
-                wanted, _ = heads_to_learn(self.heads, attention[0].shape[0])
-                results = [(r, False, h) for h, r in zip(wanted, found.heads, strict=True)]
-            trees = [PAG._from_learned(r.marks).pds_tree() for r, _, _ in results]
-            if len(trees) == 1:
-                tree = trees[0]
-            else:
-                nodes: dict[int, int] = {}
-                for t in trees:
-                    for node, dist in t.nodes.items():
-                        nodes[node] = min(dist, nodes.get(node, dist))
-                tree = PDSTree(root=trees[0].root, nodes=nodes, parent={})
-            out.append(_Learned(results, trees, tree, n_samples, order_aware))
+        for d in found:
+            trees = tuple(d.pds_tree(key) for key in d.keys)
+            out.append(_Graphs(d, trees, _merged(trees)))
         return out
 
     def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
@@ -125,36 +110,24 @@ class CausalExplainer(Explainer):
             return list(itertools.islice(graphs[u].tree.candidate_sets(size), self.max_candidates))
 
         searched = search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
-        found = []
-        for u, (ids, learned, (sets, rep, tested)) in enumerate(
-            zip(batch.ids, graphs, searched, strict=True)
-        ):
-            trees, tree = learned.trees, learned.tree
-            n = len(ids)
-            scores = share_of_sets(n, sets)
-            for node, dist in tree.nodes.items():  # closeness in the tree breaks ties (< 0.25)
-                if node < n:
-                    scores[node] += 0.5 / (2.0 + dist)
-            # The graph shown with the explanation: the one whose tree holds the set closest.
-            chosen = sets[0] if sets else ()
-            best = min(
-                range(len(trees)), key=lambda h: sum(trees[h].nodes.get(p, n + 1) for p in chosen)
-            )
-            meta = {
-                "candidates_tested": tested,
-                "tree_nodes": len(tree.nodes) - 1,
-                "graph_head": None if self.heads == "aggregate" else best,
-            }
-            result, aggregate, head = learned.results[best]
-            items = [*batch.model.decode(ids), batch.model.items[bases[u].target]]
-            graph = structure_to_pag(
-                result,
-                items,
-                self.settings,
-                learned.n_samples,
-                learned.order_aware,
-                aggregate,
-                head,
-            )
-            found.append(Found(sets, rep, scores, graph=graph, meta=meta))
-        return found
+        return [
+            _found(len(ids), g, sets, rep, tested)
+            for ids, g, (sets, rep, tested) in zip(batch.ids, graphs, searched, strict=True)
+        ]
+
+
+def _found(
+    n: int, graphs: _Graphs, sets: tuple[tuple[int, ...], ...], rep: int | None, tested: int
+) -> Found:
+    """The explanation of one history of ``n`` items from its search's result."""
+    trees, tree = graphs.trees, graphs.tree
+    scores = share_of_sets(n, sets)
+    for node, dist in tree.nodes.items():  # closeness in the tree breaks ties (< 0.25)
+        if node < n:
+            scores[node] += 0.5 / (2.0 + dist)
+    # The graph shown with the explanation: the one whose tree holds the set closest.
+    chosen = sets[0] if sets else ()
+    best = min(range(len(trees)), key=lambda i: sum(trees[i].nodes.get(p, n + 1) for p in chosen))
+    key = graphs.discovery.keys[best]
+    meta = {"candidates_tested": tested, "tree_nodes": len(tree.nodes) - 1, "graph_head": key}
+    return Found(sets, rep, scores, graph=graphs.discovery.pag(key), meta=meta)

@@ -1,59 +1,92 @@
-"""Model layer: RecBole adapters, bundles and training."""
+"""The model layer: RecBole models behind one contract, their bundles, training and import.
+
+Public names (imported on first use, so that importing this package, or a torch-free module
+of it such as :mod:`recausal.models.bundle`, does not import torch):
+
+- the contract: :class:`SequentialModel` (``recommend``, ``score``, ``attention``), the
+  values it takes and returns (:class:`Edits`, :class:`Recommendation`, :func:`top_k_ids`);
+- building a model: :func:`load_model` (a bundle), :func:`from_recbole` (a RecBole model in
+  memory), :func:`build_network`; the families in ``ADAPTERS``;
+- the shipped bundles: :func:`shipped_models`, :func:`resolve_bundle_path`, ``DEFAULT_MODEL``.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from recausal.models.adapter import (
-    BERT4RecModel,
-    Recommendation,
-    SASRecModel,
-    SequentialModel,
-    from_recbole,
-)
+if TYPE_CHECKING:
+    from recausal.models.base import SequentialModel
+    from recausal.models.batch import Edits, History, Recommendation, top_k_ids
+    from recausal.models.bundle import (
+        DEFAULT_MODEL,
+        SHIPPED_DIR,
+        resolve_bundle_path,
+        shipped_models,
+    )
+    from recausal.models.families import (
+        ADAPTERS,
+        ATTENTION_MODELS,
+        BERT4RecModel,
+        COREModel,
+        GCSANModel,
+        LightSANsModel,
+        RecBoleSequentialModel,
+        SASRecModel,
+    )
+    from recausal.models.loading import build_network, from_bundle, from_recbole, load_model
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "bundles"
-DEFAULT_MODEL = "sasrec-ml100k"
+# Module → the public names it defines; each is imported on first use.
+_EXPORTS = {
+    "recausal.models.base": ("SequentialModel",),
+    "recausal.models.batch": ("Edits", "History", "Recommendation", "top_k_ids"),
+    "recausal.models.bundle": (
+        "DEFAULT_MODEL",
+        "SHIPPED_DIR",
+        "resolve_bundle_path",
+        "shipped_models",
+    ),
+    "recausal.models.families": (
+        "ADAPTERS",
+        "ATTENTION_MODELS",
+        "BERT4RecModel",
+        "COREModel",
+        "GCSANModel",
+        "LightSANsModel",
+        "RecBoleSequentialModel",
+        "SASRecModel",
+    ),
+    "recausal.models.loading": ("build_network", "from_bundle", "from_recbole", "load_model"),
+}
+_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
 
 
-def shipped_models() -> list[str]:
-    """Names of the bundles shipped inside the package."""
-    if not SHIPPED_DIR.is_dir():
-        return []
-    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "meta.json").is_file())
-
-
-def resolve_bundle_path(model: str | os.PathLike | None) -> Path:
-    """A bundle path from a path or a shipped bundle's name (default: the SASRec ml-100k one)."""
-    if model is None:
-        model = DEFAULT_MODEL
-    path = Path(model)
-    if not path.exists() and (SHIPPED_DIR / str(model)).is_dir():
-        return SHIPPED_DIR / str(model)
-    return path
-
-
-def load_model(model: str | os.PathLike | None = None, dataset: Any = None) -> SequentialModel:
-    """Load a model bundle (a path, or a shipped bundle's name such as ``"bert4rec-ml100k"``).
-
-    ``dataset`` (a name or a directory of atomic files) overrides the dataset recorded in the
-    bundle; it is only needed to look up users' histories.
-    """
-    from recausal.models.adapter import from_bundle
-    from recausal.models.bundle import read_bundle
-
-    return from_bundle(read_bundle(resolve_bundle_path(model)), dataset=dataset)
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'recausal.models' has no attribute {name!r}")
 
 
 __all__ = [
+    "ADAPTERS",
+    "ATTENTION_MODELS",
     "DEFAULT_MODEL",
+    "SHIPPED_DIR",
     "BERT4RecModel",
+    "COREModel",
+    "Edits",
+    "GCSANModel",
+    "History",
+    "LightSANsModel",
+    "RecBoleSequentialModel",
     "Recommendation",
     "SASRecModel",
     "SequentialModel",
+    "build_network",
+    "from_bundle",
     "from_recbole",
     "load_model",
+    "resolve_bundle_path",
     "shipped_models",
+    "top_k_ids",
 ]

@@ -8,21 +8,27 @@ Layout (format version 1)::
       items.json          external item tokens; list index = RecBole's internal id (0 = padding)
       meta.json           dataset (name, fingerprint), metrics, training settings, versions
 
-No file in a bundle is ever unpickled.
+No file in a bundle is ever unpickled. Bundles shipped inside the package are found by name
+(:func:`resolve_bundle_path`).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recausal._io import write_atomic
+from recausal._version import __version__
 from recausal.errors import BundleError
+
+if TYPE_CHECKING:
+    from recausal.data import DatasetFiles
 
 FORMAT = "recausal-bundle"
 FORMAT_VERSION = 1
@@ -31,6 +37,38 @@ CONFIG = "config.json"
 ITEMS = "items.json"
 META = "meta.json"
 _PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".bin", ".ckpt")
+
+SHIPPED_DIR = Path(__file__).resolve().parent.parent / "bundles"
+DEFAULT_MODEL = "sasrec-ml100k"
+
+
+def shipped_models() -> list[str]:
+    """Names of the bundles shipped inside the package.
+
+    Returns:
+        The names, sorted (empty when the package ships none).
+    """
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / META).is_file())
+
+
+def resolve_bundle_path(model: str | os.PathLike | None) -> Path:
+    """A bundle path from a path or a shipped bundle's name.
+
+    Args:
+        model: a bundle folder, a shipped bundle's name, or ``None`` (the SASRec ml-100k one).
+
+    Returns:
+        The shipped bundle's folder when ``model`` names one and is no existing path, else
+        ``model`` as a path.
+    """
+    if model is None:
+        model = DEFAULT_MODEL
+    path = Path(model)
+    if not path.exists() and (SHIPPED_DIR / str(model)).is_dir():
+        return SHIPPED_DIR / str(model)
+    return path
 
 
 @dataclass(frozen=True)
@@ -50,8 +88,49 @@ class Bundle:
 
 
 def weights_digest(path: Path) -> str:
-    """SHA-256 of the weights file (recorded in meta.json, checked on load)."""
+    """SHA-256 of the weights file (recorded in meta.json, checked on load).
+
+    Args:
+        path: the weights file.
+
+    Returns:
+        The hex digest.
+    """
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def bundle_meta(
+    model: str,
+    files: DatasetFiles,
+    *,
+    dataset_extra: dict[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """The metadata of a new bundle: what wrote it and when, the model, and its dataset.
+
+    Args:
+        model: the RecBole model class name.
+        files: the dataset the model was trained on (its name, folder and fingerprint are
+            recorded; the fingerprint is computed now).
+        dataset_extra: more entries of the ``dataset`` section, after those.
+        **sections: the sections that follow, in order (``training``, ``imported``,
+            ``metrics``, ...).
+
+    Returns:
+        The ``meta`` to give :func:`save_bundle`.
+    """
+    return {
+        "recausal_version": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "model": model,
+        "dataset": {
+            "name": files.name,
+            "directory": str(files.directory.resolve()),
+            "fingerprint": files.fingerprint(),
+            **(dataset_extra or {}),
+        },
+        **sections,
+    }
 
 
 def save_bundle(
@@ -61,7 +140,18 @@ def save_bundle(
     items: list[str],
     meta: dict[str, Any],
 ) -> Path:
-    """Write a bundle directory atomically (a half-written bundle is never left at ``path``)."""
+    """Write a bundle directory atomically (a half-written bundle is never left at ``path``).
+
+    Args:
+        path: the bundle folder; an existing one is replaced.
+        state_dict: the network's weights.
+        config: the model config (``model``, ``n_items``, ``recbole`` settings).
+        items: the item tokens by internal id.
+        meta: the metadata (see :func:`bundle_meta`); the format and weights digest are added.
+
+    Returns:
+        ``path``.
+    """
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -107,7 +197,14 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def read_bundle(path: str | os.PathLike) -> Bundle:
-    """Read and check a bundle; every problem is a :class:`BundleError` naming the file."""
+    """Read and check a bundle; every problem is a :class:`BundleError` naming the file.
+
+    Args:
+        path: the bundle folder.
+
+    Returns:
+        The bundle, its weights loaded.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 

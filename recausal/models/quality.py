@@ -12,17 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from recausal.models.adapter import SequentialModel
+    from recausal.models.base import SequentialModel
 
 
 def next_item_metrics(
     model: SequentialModel, k: int = 10, batch_size: int = 512
 ) -> dict[str, dict[str, float]]:
     """``{"valid": {"hit@k", "ndcg@k"}, "test": {...}}`` of ``model`` on its dataset."""
-    from recausal.data import dataset_histories, leave_one_out, resolve_dataset
+    from recausal.data import dataset_histories, leave_one_out
     from recausal.data.popularity import hit_ndcg
 
-    split = leave_one_out(dataset_histories(resolve_dataset(model.dataset_name)))
+    split = leave_one_out(dataset_histories(model.dataset_name))
     out: dict[str, dict[str, float]] = {}
     for name, cases in (("valid", split.valid), ("test", split.test)):
         ranks: list[int] = []

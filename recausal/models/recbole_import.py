@@ -17,50 +17,27 @@ the file is read with a restricted unpickler:
 
 The item-id map is not in the checkpoint: RecBole assigns internal ids when it builds the
 dataset. It is rebuilt exactly that way, by building the RecBole dataset from the
-checkpoint's own settings and the given atomic files and reading ``field2id_token``.
+checkpoint's own settings and the given atomic files and reading ``field2id_token``
+(:func:`recausal.models.recbole_settings.recbole_item_tokens`).
 """
 
 from __future__ import annotations
 
 import codecs
 import collections
-import datetime as _dt
 import hashlib
 import io
 import os
 import pickle
-import tempfile
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from recausal.errors import BundleError, UnsupportedModelError
 
 #: modules whose globals become inert records (their pickled state is kept, no code runs)
 INERT_PACKAGES = ("recbole", "yaml")
-
-# Settings that describe the training run (machine, paths), not the data or the model.
-_RUN_SETTINGS = {
-    "data_path",
-    "checkpoint_dir",
-    "device",
-    "gpu_id",
-    "use_gpu",
-    "local_rank",
-    "nproc",
-    "world_size",
-    "offset",
-    "ip",
-    "port",
-    "shuffle",
-    "save_dataset",
-    "save_dataloaders",
-    "dataset_save_path",
-    "dataloaders_save_path",
-}
 
 
 # --------------------------------------------------------------------- restricted unpickling
@@ -257,6 +234,13 @@ def read_recbole_checkpoint(
 
     Without ``trust_pickle`` no code from the file runs (see the module docstring); a file that
     needs more is refused with a :class:`BundleError` that names the global it asked for.
+
+    Args:
+        path: the checkpoint file.
+        trust_pickle: read it with plain ``torch.load`` (which can run its code).
+
+    Returns:
+        The checkpoint's model name, settings, weights and provenance, as plain data.
     """
     import torch
 
@@ -330,67 +314,6 @@ def read_recbole_checkpoint(
     )
 
 
-# --------------------------------------------------------------------- item ids
-def _plain_settings(settings: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's settings made safe to hand to RecBole's ``Config``.
-
-    ``Config`` calls ``eval`` on every string value it is given, so a string from a
-    checkpoint is passed as its ``repr``: ``eval`` of a string literal gives back the same
-    string and runs nothing. (The strings saved in a checkpoint are already what ``Config``
-    made of them, so this changes no value.) Run-only settings are dropped, and the paths
-    from which ``create_dataset`` would unpickle a saved dataset are cleared.
-    """
-    from recausal.models.train import _jsonable
-
-    plain: dict[str, Any] = {}
-    for key, value in settings.items():
-        if not isinstance(key, str) or key in _RUN_SETTINGS or key.startswith("_"):
-            continue
-        if not _jsonable(value):
-            continue
-        plain[key] = repr(value) if isinstance(value, str) else value
-    plain.update(dataset_save_path=None, dataloaders_save_path=None)
-    return plain
-
-
-def recbole_item_tokens(
-    model: str, settings: dict[str, Any], dataset: Any
-) -> tuple[list[str], Any]:
-    """Item tokens in RecBole's internal-id order for ``dataset`` under ``settings``.
-
-    Builds the RecBole dataset exactly as RecBole does for training (same filtering and
-    remapping settings) and returns ``field2id_token`` of the item field, with the dataset's
-    :class:`~recausal.data.DatasetFiles`.
-    """
-    from recbole.data import create_dataset
-
-    from recausal._compat import recbole_config
-    from recausal.data import resolve_dataset
-
-    files = resolve_dataset(dataset)
-    config_dict = _plain_settings(settings)
-    with tempfile.TemporaryDirectory(prefix="recausal-import-") as scratch:
-        config_dict.update(
-            data_path=str(files.data_path),
-            checkpoint_dir=scratch,
-            use_gpu=False,
-            device="cpu",
-            save_dataset=False,
-            save_dataloaders=False,
-            show_progress=False,
-        )
-        try:
-            config = recbole_config(model, files.name, config_dict)
-            built = create_dataset(config)
-        except Exception as exc:  # RecBole's own errors are of many types
-            raise BundleError(
-                f"RecBole could not build dataset {files.name!r} with the checkpoint's "
-                f"settings: {type(exc).__name__}: {exc}"
-            ) from None
-        item_field = config["ITEM_ID_FIELD"]
-    return [str(t) for t in built.field2id_token[item_field]], files
-
-
 # --------------------------------------------------------------------- import
 def _state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
     """A description of the first difference between two state dicts ('' when they fit)."""
@@ -409,16 +332,6 @@ def _state_dict_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str
     return ""
 
 
-class _ConfigData:
-    """A recovered ``final_config_dict`` in the shape ``model_config_from_recbole`` reads."""
-
-    def __init__(self, final: dict[str, Any]) -> None:
-        self.final_config_dict = final
-
-    def __getitem__(self, key: str) -> Any:
-        return self.final_config_dict.get(key)
-
-
 def import_recbole_checkpoint(
     path: str | os.PathLike,
     dataset: str | os.PathLike,
@@ -428,16 +341,29 @@ def import_recbole_checkpoint(
 ) -> Path:
     """Convert a RecBole trainer checkpoint into a recausal bundle at ``out``; return its path.
 
-    ``dataset`` is the dataset the model was trained on (a folder of atomic files or a known
-    name); the item-id map is rebuilt from it with the checkpoint's settings, and the weights
-    must fit it exactly.
+    The item-id map is rebuilt from ``dataset`` with the checkpoint's settings, and the
+    weights must fit it exactly.
+
+    Args:
+        path: the checkpoint (``.pth``) written by RecBole's trainer.
+        dataset: the dataset the model was trained on (a folder of atomic files or a known
+            name).
+        out: the bundle folder to write.
+        trust_pickle: read the file with plain ``torch.load`` (which can run its code).
+
+    Returns:
+        The bundle's path.
+
+    Raises:
+        BundleError: the file is refused or unreadable, or its weights do not fit the dataset.
+        UnsupportedModelError: recausal has no family for the checkpoint's model.
     """
     import recbole
 
-    from recausal import __version__
-    from recausal.models.adapter import ADAPTERS, build_network
-    from recausal.models.bundle import save_bundle
-    from recausal.models.train import model_config_from_recbole
+    from recausal.models.bundle import bundle_meta, save_bundle
+    from recausal.models.families import ADAPTERS
+    from recausal.models.loading import build_network
+    from recausal.models.recbole_settings import bundle_model_config, recbole_item_tokens
 
     ckpt = read_recbole_checkpoint(path, trust_pickle=trust_pickle)
     if ckpt.model not in ADAPTERS:
@@ -446,7 +372,7 @@ def import_recbole_checkpoint(
             f"supported: {', '.join(ADAPTERS)}"
         )
     items, files = recbole_item_tokens(ckpt.model, ckpt.external_config, dataset)
-    model_config = model_config_from_recbole(_ConfigData(ckpt.final_config), len(items))
+    model_config = bundle_model_config(ckpt.final_config, len(items))
     net = build_network(ckpt.model, model_config["recbole"], len(items))
     detail = _state_dict_mismatch(net.state_dict(), ckpt.state_dict)
     if detail:
@@ -457,16 +383,10 @@ def import_recbole_checkpoint(
             "with the dataset it was trained on"
         )
     net.load_state_dict(ckpt.state_dict, strict=True)
-    meta = {
-        "recausal_version": __version__,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "model": ckpt.model,
-        "dataset": {
-            "name": files.name,
-            "directory": str(files.directory.resolve()),
-            "fingerprint": files.fingerprint(),
-        },
-        "imported": {
+    meta = bundle_meta(
+        ckpt.model,
+        files,
+        imported={
             "from": "RecBole checkpoint",
             "source": str(ckpt.path.resolve()),
             "source_sha256": ckpt.sha256,
@@ -475,55 +395,19 @@ def import_recbole_checkpoint(
             "trained_on": ckpt.final_config.get("dataset"),
             "recbole_version": recbole.__version__,
         },
-        "metrics": {
+        metrics={
             "source": "RecBole checkpoint: validation score of the saved epoch",
             "valid_metric": ckpt.final_config.get("valid_metric"),
             "best_valid_score": ckpt.best_valid_score,
         },
-    }
-    return save_bundle(out, net.state_dict(), model_config, items, meta)
-
-
-@click.command("import-recbole")
-@click.argument("checkpoint", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--dataset",
-    "-d",
-    required=True,
-    help="The training dataset: a folder of atomic files or a known name (ml-100k).",
-)
-@click.option(
-    "--out",
-    "-o",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Bundle directory to write.",
-)
-@click.option(
-    "--trust-pickle",
-    is_flag=True,
-    help="Load with plain torch.load if the safe reader refuses the file (can run its code).",
-)
-def import_recbole_command(checkpoint: Path, dataset: str, out: Path, trust_pickle: bool) -> None:
-    """Convert CHECKPOINT.pth, saved by RecBole's trainer, into a recausal model bundle."""
-    import json
-
-    bundle = import_recbole_checkpoint(checkpoint, dataset, out, trust_pickle=trust_pickle)
-    meta = json.loads((bundle / "meta.json").read_text(encoding="utf-8"))
-    items = json.loads((bundle / "items.json").read_text(encoding="utf-8"))
-    click.echo(
-        f"Imported {meta['model']} (epoch {meta['imported']['epoch']}, {len(items) - 1} items, "
-        f"dataset {meta['dataset']['name']}) into {bundle}"
     )
-    click.echo(f"  read with: {meta['imported']['reader']}")
+    return save_bundle(out, net.state_dict(), model_config, items, meta)
 
 
 __all__ = [
     "InertObject",
     "RecBoleCheckpoint",
     "import_recbole_checkpoint",
-    "import_recbole_command",
     "read_recbole_checkpoint",
-    "recbole_item_tokens",
     "safe_pickle",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import os
 import sys
@@ -16,7 +14,8 @@ from typing import Any
 import yaml
 
 from recausal.errors import InvalidInputError
-from recausal.models.bundle import save_bundle
+from recausal.models.bundle import bundle_meta, save_bundle
+from recausal.models.recbole_settings import jsonable, model_config_from_recbole
 
 SUPPORTED_TRAIN_MODELS = ("SASRec", "BERT4Rec")
 
@@ -53,9 +52,6 @@ DEFAULTS: dict[str, Any] = {
     "log_wandb": False,
 }
 
-# Entries of RecBole's final config that describe the run rather than the model.
-_RUN_ONLY_KEYS = {"data_path", "checkpoint_dir", "device", "gpu_id", "use_gpu", "local_rank"}
-
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -74,7 +70,17 @@ class TrainResult:
 
 
 def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a training YAML file (RecBole keys plus ``model`` and ``dataset``)."""
+    """Read a training YAML file (RecBole keys plus ``model`` and ``dataset``).
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        Its settings.
+
+    Raises:
+        InvalidInputError: the file is missing, not a mapping, or names no trainable model.
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidInputError(f"training config {path} does not exist")
@@ -93,25 +99,6 @@ def load_train_config(path: str | os.PathLike) -> dict[str, Any]:
             f"choose one of {', '.join(SUPPORTED_TRAIN_MODELS)}"
         )
     return cfg
-
-
-def _jsonable(value: Any) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def model_config_from_recbole(config: Any, n_items: int) -> dict[str, Any]:
-    """The JSON model config of a bundle, taken from a RecBole ``Config``."""
-    final = config.final_config_dict
-    params = {
-        k: v
-        for k, v in final.items()
-        if k not in _RUN_ONLY_KEYS and _jsonable(v) and not k.startswith("_")
-    }
-    return {"model": config["model"], "n_items": int(n_items), "recbole": params}
 
 
 def _round(metrics: dict[str, Any] | None) -> dict[str, float]:
@@ -148,7 +135,6 @@ def train(
     """
     import shutil
 
-    from recausal import __version__
     from recausal._compat import in_memory_trainer_class, quiet_trainer_side_effects, recbole_config
     from recausal.data import resolve_dataset
     from recausal.models.checkpoint import (
@@ -250,31 +236,25 @@ def train(
     finally:
         logger.removeHandler(handler)
     seconds = time.perf_counter() - start
-    meta = {
-        "recausal_version": __version__,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "model": cfg["model"],
-        "dataset": {
-            "name": files.name,
-            "directory": str(files.directory.resolve()),
-            "fingerprint": files.fingerprint(),
-            "repeated_interactions": repeats,
-        },
-        "training": {
+    meta = bundle_meta(
+        cfg["model"],
+        files,
+        dataset_extra={"repeated_interactions": repeats},
+        training={
             "config_file": Path(config_path).name,
-            "settings": {k: v for k, v in cfg.items() if _jsonable(v)},
+            "settings": {k: v for k, v in cfg.items() if jsonable(v)},
             "best_epoch": state.best_epoch,
             "epochs_run": state.epochs_done,
             "stopped_early": state.stopped,
             "seconds": round(sum(h["seconds"] for h in state.history), 1),
             "history": state.history,
         },
-        "metrics": {
+        metrics={
             "source": "RecBole trainer, full ranking, leave-one-out by time",
             "valid": state.best_valid,
             "test": _round(test),
         },
-    }
+    )
     bundle_path = save_bundle(
         out, trainer.best_state_dict or model.state_dict(), model_config, items, meta
     )

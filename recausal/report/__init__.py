@@ -1,7 +1,7 @@
-"""Reports for people: a self-contained HTML page per explanation."""
+"""Reports for people: a self-contained HTML page per explanation, and graph node labels."""
 
 from __future__ import annotations
 
-from recausal.report.html import explanation_html
+from recausal.report.html import explanation_html, node_labels
 
-__all__ = ["explanation_html"]
+__all__ = ["explanation_html", "node_labels"]

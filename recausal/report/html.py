@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 from recausal.errors import InvalidInputError
+from recausal.report.svg import draw_pag
 
 if TYPE_CHECKING:
-    from recausal.explain.base import Explanation
-    from recausal.models.adapter import SequentialModel
+    from recausal.explain import Explanation
+    from recausal.models import SequentialModel
 
-__all__ = ["explanation_html"]
+__all__ = ["explanation_html", "node_labels"]
 
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -81,6 +82,19 @@ def _title_map(model: SequentialModel | None, titles: Mapping[str, str] | None) 
         return dict(model.titles)
     except Exception:  # a page without titles beats no page
         return {}
+
+
+def node_labels(items: Sequence[str] | None, titles: Mapping[str, str]) -> dict[int, str]:
+    """The labels of a graph's nodes for people: each item's title, else its token.
+
+    Args:
+        items: the item token of each node (``None``: the graph has none).
+        titles: item token -> title.
+
+    Returns:
+        Node index -> label (empty without items).
+    """
+    return {k: titles.get(item, item) for k, item in enumerate(items or ())}
 
 
 def _fmt(value: float | None) -> str:
@@ -202,12 +216,10 @@ def _graph(expl: Explanation, names: _Names) -> str:
     items = graph.items
     if items is None and n == len(expl.history) + 1:
         items = (*expl.history, expl.recommended)
-    labels: dict[int, str] = {}
-    if items is not None:
-        for k, item in enumerate(items):
-            labels[k] = names.titles.get(item, item)
+    labels = node_labels(items, names.titles)
     highlight = [p for p in (expl.sets[0] if expl.sets else ()) if 0 <= p < n and p != graph.target]
-    svg = graph.to_svg(
+    svg = draw_pag(
+        graph,
         highlight=highlight,
         title=f"Causal graph around the recommendation ({n - 1} history positions)",
         labels=labels,
@@ -269,7 +281,7 @@ def explanation_html(
     (ml-100k has movie titles), else the page shows the tokens. ``user`` names the user in the
     heading. The page loads nothing from anywhere: inline CSS, inline SVG, no scripts.
     """
-    from recausal.explain.base import Explanation
+    from recausal.explain import Explanation
 
     if not isinstance(explanation, Explanation):
         raise InvalidInputError(

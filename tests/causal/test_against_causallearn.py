@@ -11,7 +11,7 @@ from causallearn.search.ConstraintBased.FCI import fci as cl_fci
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
-from recausal.causal.oracle import DSeparationOracle, random_dag_with_latents, textbook_cases
+from recausal.testing.oracle import DSeparationOracle, random_dag_with_latents, textbook_cases
 
 # causal-learn's endpoint codes: graph[i, j] is the endpoint at i on the edge i - j
 _CL = {0: NONE, -1: TAIL, 1: ARROW, 2: CIRCLE}

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from recausal.causal._marks import ARROW, NONE
-from recausal.causal._synthetic import random_softmax_attention, sem_attention
 from recausal.causal.citest import AttentionCITest
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
 from recausal.causal.learn import learn_pags, pag_from_attention
 from recausal.errors import InvalidInputError
+from recausal.testing.attention import random_softmax_attention, sem_attention
 
 
 def _skeleton_rates(n_samples: int, seeds: range) -> tuple[float, float]:
@@ -127,7 +127,7 @@ def test_vectorised_legal_sets_match_plain_enumeration() -> None:
     # the numpy path of ICD's conditioning-set enumeration must list exactly the same sets,
     # in the same order, as the plain-Python path (which follows the definition literally)
     from recausal.causal._graph import MarkBits, MarkGraph
-    from recausal.causal.icd import _PDSTree
+    from recausal.causal.icd_sep import ICDSepTree
 
     attn = random_softmax_attention(24, causal=False, seed=9)
     res = pag_from_attention(attn, max_cond_size=1)
@@ -135,7 +135,7 @@ def test_vectorised_legal_sets_match_plain_enumeration() -> None:
     checked = 0
     for root in range(24):
         for size in (2, 3):
-            tree = _PDSTree(g, root, size)
+            tree = ICDSepTree(g, root, size)
             plain = tree.legal_sets(size)
             masks, dist, sets = tree.legal_arrays(size)
             assert [p[0] for p in plain] == [int(x) for x in masks]

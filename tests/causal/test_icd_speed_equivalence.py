@@ -23,16 +23,18 @@ from recausal.causal._orient import (
     orient,
     sepset_deciders,
 )
-from recausal.causal._synthetic import random_softmax_attention
+from recausal.causal._reference_order import r1_order
 from recausal.causal.citest import (
     CORR_CLIP,
     CorrelationCITest,
     correlation_from_attention,
     critical_correlation,
 )
-from recausal.causal.icd import _ICDState, _PDSTree, _r1_order, _r1_sweep, icd
+from recausal.causal.icd import _r1_sweep, icd
+from recausal.causal.icd_sep import ICDSepState, ICDSepTree
 from recausal.causal.learn import _order1_decisions, learn_pags
 from recausal.causal.skeleton import TestRunner as Runner
+from recausal.testing.attention import random_softmax_attention
 
 # --------------------------------------------------------------------------------------------
 # plain orientation rules: full sweeps over sorted neighbour lists, marks read from g.m
@@ -288,8 +290,8 @@ def _ref_r1_sweep(adjacency: np.ndarray, ind1: np.ndarray, order_aware: bool):
         nb_i = sorted(adj[i])
         for j in [x for x in nb_i if x > i]:
             lim = j if order_aware else n
-            ci = [k for k in _r1_order(nb_i, j) if k < lim]
-            cand = ci + [k for k in _r1_order(sorted(adj[j]), i) if k < lim and k not in ci]
+            ci = [k for k in r1_order(nb_i, j) if k < lim]
+            cand = ci + [k for k in r1_order(sorted(adj[j]), i) if k < lim and k not in ci]
             if not cand:
                 continue
             any_cand = True
@@ -421,7 +423,7 @@ def test_pds_trees_equal_plain_breadth_first_search() -> None:
         bits = MarkBits(g)
         for root in range(g.n):
             for radius in (2, 3, 4):
-                tree = _PDSTree(bits, root, radius)
+                tree = ICDSepTree(bits, root, radius)
                 label, depth, req, order = _ref_tree(g, root, radius)
                 assert (tree.label, tree.req, tree.order) == (label, req, order)
                 assert tree.min_depth == {v: depth[label.index(v)] for v in set(label)}
@@ -431,7 +433,7 @@ def test_pds_trees_equal_plain_breadth_first_search() -> None:
 
 @pytest.mark.parametrize("causal", [True, False])
 def test_candidates_equal_plain_definition_as_edges_go(causal: bool) -> None:
-    # the memo, the tree and ancestor invalidation and the pruning of _ICDState against the
+    # the memo, the tree and ancestor invalidation and the pruning of ICDSepState against the
     # definition recomputed from scratch, while edges (that edge, or any other) are removed
     rng = np.random.default_rng(11)
     nonempty = 0
@@ -439,7 +441,7 @@ def test_candidates_equal_plain_definition_as_edges_go(causal: bool) -> None:
         g = _icd_graph(30, causal, seed)
         for size in (2, 3):
             work = g.copy()
-            state = _ICDState(MarkBits(work), size, causal)
+            state = ICDSepState(MarkBits(work), size, causal)
             edges = [(i, j) for i in range(work.n) for j in sorted(work.adj[i]) if j > i]
             for _ in range(2):  # a second pass sees the memo after the removals
                 for i, j in edges:
@@ -464,7 +466,7 @@ def test_candidates_drop_a_node_that_stops_being_a_possible_ancestor() -> None:
     for u, v, at_v, at_u in [*edges, (5, 0, c, c)]:  # (u, v, mark at v, mark at u)
         marks[u, v], marks[v, u] = at_v, at_u
     g = MarkGraph.from_array(marks)
-    state = _ICDState(MarkBits(g), 2, False)
+    state = ICDSepState(MarkBits(g), 2, False)
     before = [tuple(int(x) for x in s) for s in state.candidates(0, 1)]
     assert before == _ref_candidates(g, 0, 1, 2, False) and (2, 3) in before
     tree = state.tree(0)

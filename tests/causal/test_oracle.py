@@ -1,5 +1,5 @@
 """Oracle tests: with a perfect d-separation CI test, ICD and FCI must return exactly the true
-PAG (derived independently of their adjacency searches, see recausal.causal.oracle)."""
+PAG (derived independently of their adjacency searches, see recausal.testing.oracle)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from recausal.causal._marks import ARROW, NONE, TAIL
 from recausal.causal.fci import fci
 from recausal.causal.icd import icd
-from recausal.causal.oracle import (
+from recausal.errors import InvalidInputError
+from recausal.testing.oracle import (
     DSeparationOracle,
     chain_dag,
     pag_by_enumeration,
@@ -19,7 +20,6 @@ from recausal.causal.oracle import (
     true_mag,
     true_pag,
 )
-from recausal.errors import InvalidInputError
 
 # (n_observed, n_latent, avg_degree, seed): 5-15 observed nodes, 1-3 latents, fixed seeds
 RANDOM_CASES = [(5 + s % 11, 1 + s % 3, 2.0 + 0.5 * (s % 2), s) for s in range(36)]

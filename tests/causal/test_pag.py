@@ -1,49 +1,20 @@
-"""Tests of the PAG type, its PDS tree, exports, SVG drawing and the vote aggregate."""
+"""Tests of the PAG type: construction, local structure, exports and validation."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import xml.etree.ElementTree as ET
-from itertools import combinations
 
 import networkx as nx
 import numpy as np
 import pytest
 
-import recausal.causal.pag as pag_module
 from recausal.causal._marks import ARROW, CIRCLE, NONE, TAIL
-from recausal.causal.pag import PAG, SCHEMA_VERSION, aggregate_pags
+from recausal.causal.pag import PAG, SCHEMA_VERSION
 from recausal.errors import InvalidInputError
-
-_L = {"o": CIRCLE, "<": ARROW, "-": TAIL}
-_R = {"o": CIRCLE, ">": ARROW, "-": TAIL}
-SVG = "{http://www.w3.org/2000/svg}"
-
-
-def make(n: int, edges: list[tuple[int, int, str]]) -> np.ndarray:
-    """Marks matrix from edges written like (0, 1, 'o->'), read from the first node."""
-    m = np.zeros((n, n), dtype=np.int8)
-    for i, j, text in edges:
-        m[j, i] = _L[text[0]]
-        m[i, j] = _R[text[2]]
-    return m
-
-
-# A graph with every kind of edge; target 5.
-MIXED = [(0, 1, "-->"), (1, 2, "<->"), (2, 3, "o->"), (3, 4, "o-o"), (4, 5, "-->"), (0, 5, "o->")]
-
-
-@pytest.fixture
-def mixed() -> PAG:
-    return PAG.from_marks(
-        make(6, MIXED),
-        items=[10, 11, 12, 13, 14, 99],
-        sepsets={(0, 2): (1,), (5, 1): ()},
-        meta={"alg": "hand"},
-    )
-
+from recausal.testing.graphs import MIXED_EDGES as MIXED
+from recausal.testing.graphs import marks_from_edges as make
 
 # ---------------------------------------------------------------------------- construction
 
@@ -139,160 +110,6 @@ def test_is_collider(mixed: PAG) -> None:
     assert mixed.is_collider(4, 5, 0)  # 4 --> 5 <-o 0
 
 
-# ---------------------------------------------------------------------------- PDS tree
-
-
-def test_pds_chain_of_non_colliders_stops_at_the_neighbour() -> None:
-    pag = PAG.from_marks(make(4, [(0, 1, "o-o"), (1, 2, "o-o"), (2, 3, "o-o")]))
-    tree = pag.pds_tree()
-    assert tree.root == 3
-    assert dict(tree.nodes) == {3: 0, 2: 1}
-    assert dict(tree.parent) == {2: 3}
-    assert tree.members == (2,)
-
-
-def test_pds_chain_of_colliders_reaches_everything() -> None:
-    # 0 o-> 1 <-> 2 <-o 3: every middle node is a collider
-    pag = PAG.from_marks(make(4, [(0, 1, "o->"), (1, 2, "<->"), (2, 3, "<-o")]))
-    tree = pag.pds_tree()
-    assert dict(tree.nodes) == {3: 0, 2: 1, 1: 2, 0: 3}
-    assert dict(tree.parent) == {2: 3, 1: 2, 0: 1}
-    assert tree.path(0) == (3, 2, 1, 0)
-    assert tree.depth == 3
-    limited = pag.pds_tree(max_depth=2)
-    assert dict(limited.nodes) == {3: 0, 2: 1, 1: 2}
-    assert dict(pag.pds_tree(max_depth=0).nodes) == {3: 0}
-
-
-def test_pds_collider_versus_non_collider() -> None:
-    collider = PAG.from_marks(make(3, [(0, 1, "o->"), (1, 2, "<-o")]))
-    assert dict(collider.pds_tree().nodes) == {2: 0, 1: 1, 0: 2}
-    assert dict(collider.pds_tree(root=0).nodes) == {0: 0, 1: 1, 2: 2}
-    # the same skeleton with a non-collider at 1 (1 --> 2)
-    chain = PAG.from_marks(make(3, [(0, 1, "o->"), (1, 2, "-->")]))
-    assert dict(chain.pds_tree().nodes) == {2: 0, 1: 1}
-
-
-def test_pds_triangle() -> None:
-    # 0, 1, 2 a triangle of circles, 3 hangs off 2 and 1; root 0
-    pag = PAG.from_marks(
-        make(4, [(0, 1, "o-o"), (1, 2, "o-o"), (0, 2, "o-o"), (2, 3, "o-o")]), target=0
-    )
-    tree = pag.pds_tree()
-    assert dict(tree.nodes) == {0: 0, 1: 1, 2: 1}  # <1, 2, 3>: no triangle, no collider
-    closed = PAG.from_marks(
-        make(4, [(0, 1, "o-o"), (1, 2, "o-o"), (0, 2, "o-o"), (2, 3, "o-o"), (1, 3, "o-o")]),
-        target=0,
-    )
-    tree = closed.pds_tree()
-    # 0-1-2 and 1-2-3 are triangles: 3 is reached along 0, 1, 2, 3 (neighbours in order)
-    assert dict(tree.nodes) == {0: 0, 1: 1, 2: 1, 3: 3}
-    assert tree.parent[3] == 2
-    assert tree.path(3) == (0, 1, 2, 3)
-
-
-def test_pds_node_only_reachable_through_a_collider_after_a_triangle() -> None:
-    # target 3: 3 o-o 2, 3 o-o 1, 2 o-> 1 <-o 0. 3, 1, 0 is not a pds path (3 o-o 1 has a
-    # circle at 1, 3 and 0 not adjacent); 3, 2, 1, 0 is (triangle 3-2-1, then 2 *-> 1 <-* 0).
-    pag = PAG.from_marks(make(4, [(2, 3, "o-o"), (1, 3, "o-o"), (1, 2, "<-o"), (0, 1, "o->")]))
-    tree = pag.pds_tree()
-    assert dict(tree.nodes) == {3: 0, 1: 1, 2: 1, 0: 3}
-    assert tree.parent[0] == 1
-    assert tree.nodes[tree.parent[0]] == 1  # smaller than 3 - 1: the tree records the approach
-    assert tree.path(0) == (3, 2, 1, 0)
-    # without the collider at 1 node 0 is out of reach
-    blocked = PAG.from_marks(make(4, [(2, 3, "o-o"), (1, 3, "o-o"), (1, 2, "o-o"), (0, 1, "o->")]))
-    assert 0 not in blocked.pds_tree().nodes
-    with pytest.raises(InvalidInputError, match="not in the PDS tree"):
-        blocked.pds_tree().path(0)
-
-
-def test_pds_bad_arguments(mixed: PAG) -> None:
-    with pytest.raises(InvalidInputError, match="root"):
-        mixed.pds_tree(root=6)
-    with pytest.raises(InvalidInputError, match="max_depth"):
-        mixed.pds_tree(max_depth=-1)
-
-
-def test_candidate_sets_star_order() -> None:
-    # all four history nodes adjacent to the target: equal distances, more recent first
-    pag = PAG.from_marks(make(5, [(k, 4, "o->") for k in range(4)]))
-    tree = pag.pds_tree()
-    assert tree.members == (3, 2, 1, 0)
-    assert list(tree.candidate_sets(1)) == [(3,), (2,), (1,), (0,)]
-    assert list(tree.candidate_sets(2)) == [(2, 3), (1, 3), (0, 3), (1, 2), (0, 2), (0, 1)]
-    assert list(tree.candidate_sets(4)) == [(0, 1, 2, 3)]
-    assert list(tree.candidate_sets(5)) == []
-    with pytest.raises(InvalidInputError, match="size"):
-        tree.candidate_sets(0)
-
-
-def test_candidate_sets_distance_first() -> None:
-    # 0 o-> 1 <-> 2 <-o 3 (target) plus 0 o-> 3: distances 2:1, 0:1, 1:2
-    pag = PAG.from_marks(make(4, [(0, 1, "o->"), (1, 2, "<->"), (2, 3, "<-o"), (0, 3, "o->")]))
-    tree = pag.pds_tree()
-    assert dict(tree.nodes) == {3: 0, 0: 1, 2: 1, 1: 2}
-    assert list(tree.candidate_sets(1)) == [(2,), (0,), (1,)]
-    assert list(tree.candidate_sets(2)) == [(0, 2), (1, 2), (0, 1)]
-
-
-def _brute_force_order(tree) -> list[list[tuple[int, ...]]]:
-    out = []
-    members = tree.members
-    for size in range(1, len(members) + 1):
-        sets = [tuple(sorted(c)) for c in combinations(members, size)]
-        sets.sort(
-            key=lambda s: (
-                sum(tree.nodes[v] for v in s),
-                tuple(-v for v in sorted(s, reverse=True)),
-            )
-        )
-        out.append(sets)
-    return out
-
-
-def _random_pag(rng: np.random.Generator, n: int, density: float) -> PAG:
-    """Random edges with random marks (not necessarily a valid PAG: fine for tree searches)."""
-    m = np.zeros((n, n), dtype=np.int8)
-    for i, j in combinations(range(n), 2):
-        if rng.random() < density:
-            m[i, j], m[j, i] = rng.integers(1, 4, size=2)
-    return PAG.from_marks(m)
-
-
-@pytest.mark.parametrize("sort_all", [0, 10**6], ids=["best-first walk", "sort all"])
-def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) -> None:
-    monkeypatch.setattr(pag_module, "_SORT_ALL_SETS", sort_all)
-    rng = np.random.default_rng(7)
-    checked = 0
-    for _ in range(20):
-        tree = _random_pag(rng, 9, 0.4).pds_tree()
-        expected = _brute_force_order(tree)
-        for size, sets in enumerate(expected, start=1):
-            assert list(tree.candidate_sets(size)) == sets
-            checked += 1
-    assert checked > 40  # the random graphs were not all trivial
-
-
-def test_candidate_sets_sorting_all_equals_best_first_walk_on_a_large_tree(monkeypatch) -> None:
-    tree = _random_pag(np.random.default_rng(3), 40, 0.15).pds_tree()
-    assert len(tree.members) > 20 and tree.depth > 1
-    for size in (1, 2, 3):
-        fast = list(tree.candidate_sets(size))
-        monkeypatch.setattr(pag_module, "_SORT_ALL_SETS", 0)
-        assert list(tree.candidate_sets(size)) == fast
-        monkeypatch.undo()
-
-
-def test_candidate_sets_closed() -> None:
-    pag = PAG.from_marks(make(4, [(2, 3, "o-o"), (1, 3, "o-o"), (1, 2, "<-o"), (0, 1, "o->")]))
-    tree = pag.pds_tree()
-    assert list(tree.candidate_sets(2)) == [(1, 2), (0, 2), (0, 1)]
-    # 0 needs both 2 and 1 on its path
-    assert list(tree.candidate_sets(2, closed=True)) == [(1, 2)]
-    assert list(tree.candidate_sets(3, closed=True)) == [(0, 1, 2)]
-
-
 # ---------------------------------------------------------------------------- exports
 
 
@@ -342,22 +159,6 @@ def test_from_dict_accepts_an_edge_written_backwards(mixed: PAG) -> None:
     assert PAG.from_dict(d) == mixed
 
 
-def test_pds_tree_to_dict() -> None:
-    pag = PAG.from_marks(make(4, [(2, 3, "o-o"), (1, 3, "o-o"), (1, 2, "<-o"), (0, 1, "o->")]))
-    d = pag.pds_tree().to_dict()
-    assert d == {
-        "root": 3,
-        "max_depth": None,
-        "nodes": [
-            {"id": 3, "distance": 0, "parent": None, "path": [3]},
-            {"id": 2, "distance": 1, "parent": 3, "path": [3, 2]},
-            {"id": 1, "distance": 1, "parent": 3, "path": [3, 1]},
-            {"id": 0, "distance": 3, "parent": 1, "path": [3, 2, 1, 0]},
-        ],
-    }
-    json.dumps(d)
-
-
 def test_from_dict_rejects_bad_input(mixed: PAG) -> None:
     d = mixed.to_dict()
     with pytest.raises(InvalidInputError, match="version"):
@@ -393,89 +194,6 @@ def test_graphml_round_trip(mixed: PAG, tmp_path) -> None:
     bare = PAG.from_marks(make(3, [(0, 1, "o-o")]))
     bare.to_graphml(tmp_path / "bare.graphml")
     assert PAG.from_graphml(tmp_path / "bare.graphml") == bare
-
-
-# ---------------------------------------------------------------------------- SVG
-
-
-def _parse(svg: str) -> ET.Element:
-    return ET.fromstring(svg.encode("utf-8"))
-
-
-def _groups(root: ET.Element, cls: str) -> list[ET.Element]:
-    return [g for g in root.iter(f"{SVG}g") if cls in g.get("class", "").split()]
-
-
-def test_svg_structure(mixed: PAG) -> None:
-    svg = mixed.to_svg(highlight=[2, 4], title="user 7 <demo> & co")
-    root = _parse(svg)
-    assert root.tag == f"{SVG}svg"
-    nodes = _groups(root, "node")
-    edges = _groups(root, "edge")
-    assert sorted(int(g.get("data-node")) for g in nodes) == list(range(6))
-    assert sorted((int(g.get("data-source")), int(g.get("data-target"))) for g in edges) == sorted(
-        (i, j) for i, j, _ in mixed.edges()
-    )
-    assert {g.get("data-text") for g in edges} == {"-->", "<->", "o->", "o-o"}
-    # one filled triangle per arrowhead, one open circle per circle mark (legend excluded)
-    marks = mixed.marks
-    polys = [p for g in edges for p in g.iter(f"{SVG}polygon")]
-    circles = [c for g in edges for c in g.iter(f"{SVG}circle")]
-    assert len(polys) == int((marks == ARROW).sum())
-    assert len(circles) == int((marks == CIRCLE).sum())
-    assert [g.get("data-node") for g in _groups(root, "target")] == ["5"]
-    assert sorted(g.get("data-node") for g in _groups(root, "highlight")) == ["2", "4"]
-    assert len(_groups(root, "legend")) == 1
-    assert "user 7 <demo> & co" in "".join(root.itertext())
-
-
-def test_svg_labels_and_escaping() -> None:
-    pag = PAG.from_marks(make(3, [(0, 2, "o->"), (1, 2, "-->")]), items=["a<b", "x", "y"])
-    texts = "".join(_parse(pag.to_svg()).itertext())
-    assert "a<b" in texts
-    texts = "".join(_parse(pag.to_svg(labels={"x": "Toy Story (1995)", 0: "first"})).itertext())
-    assert "Toy Story (1995)" in texts and "first" in texts and "a<b" not in texts
-    empty = PAG.from_marks(np.zeros((1, 1), dtype=int))
-    assert len(_groups(_parse(empty.to_svg()), "node")) == 1
-    with pytest.raises(InvalidInputError, match="highlight"):
-        pag.to_svg(highlight=[3])
-
-
-# ---------------------------------------------------------------------------- aggregation
-
-
-def test_aggregate_majority_and_ties() -> None:
-    h1 = PAG.from_marks(make(4, [(0, 3, "o->"), (1, 3, "-->"), (2, 3, "o-o")]), items=list("abcd"))
-    h2 = PAG.from_marks(make(4, [(0, 3, "-->"), (1, 3, "<->")]), items=list("abcd"))
-    h3 = PAG.from_marks(make(4, [(0, 3, "o->"), (0, 1, "o-o")]), items=list("abcd"))
-    agg = aggregate_pags([h1, h2, h3])
-    # 0-3 in all three: mark at 0 circle (2 of 3), at 3 arrow (3 of 3)
-    # 1-3 in two of three: at 1 tail vs arrow -> tie -> circle; at 3 arrow
-    # 2-3 and 0-1 in one head only: dropped
-    assert agg.edges() == [(0, 3, "o->"), (1, 3, "o->")]
-    assert agg.items == ("a", "b", "c", "d") and agg.target == 3
-    assert agg.meta == {"aggregate": "majority", "n_pags": 3}
-    assert agg.sepsets == {}
-    union = aggregate_pags([h1, h2, h3], rule="union")
-    assert union.edges() == [(0, 1, "o-o"), (0, 3, "o->"), (1, 3, "o->"), (2, 3, "o-o")]
-    assert aggregate_pags([h1, h2, h3], rule="all").edges() == [(0, 3, "o->")]
-    # two heads: majority needs both
-    assert aggregate_pags([h1, h2]).edges() == [(0, 3, "o->"), (1, 3, "o->")]
-    assert aggregate_pags([h1]).edges() == h1.edges()
-
-
-def test_aggregate_rejects_bad_input() -> None:
-    a = PAG.from_marks(make(3, [(0, 2, "o->")]))
-    with pytest.raises(InvalidInputError, match="at least one"):
-        aggregate_pags([])
-    with pytest.raises(InvalidInputError, match="rule"):
-        aggregate_pags([a], rule="mean")
-    with pytest.raises(InvalidInputError, match="nodes"):
-        aggregate_pags([a, PAG.from_marks(np.zeros((4, 4), dtype=int))])
-    with pytest.raises(InvalidInputError, match="target"):
-        aggregate_pags([a, PAG.from_marks(make(3, [(0, 2, "o->")]), target=0)])
-    with pytest.raises(InvalidInputError, match=r"pags\[1\] must be a PAG"):
-        aggregate_pags([a, a.marks])
 
 
 # ---------------------------------------------------------------------------- validation
@@ -519,7 +237,7 @@ def test_float_and_integer_codes_accepted() -> None:
 
 def test_no_torch_or_recbole_import() -> None:
     code = (
-        "import sys, recausal.causal.pag, recausal.causal.svg\n"
+        "import sys, recausal.causal.pag, recausal.report.svg\n"
         "bad = [m for m in ('torch', 'recbole') if m in sys.modules]\n"
         "sys.exit(1 if bad else 0)\n"
     )

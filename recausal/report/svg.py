@@ -1,5 +1,7 @@
 """Self-contained SVG drawing of a :class:`~recausal.causal.pag.PAG` (no graphviz, no matplotlib).
 
+It reads the PAG through its public accessors only (``edges``, ``mark``, ``items``...).
+
 Layout: the history positions left to right in sequence order, the target at the right end.
 Every edge is an arc above the baseline (taller for longer spans), so no edge runs along the
 baseline through other nodes. Marks: arrowhead = filled triangle, circle = small open circle,
@@ -9,12 +11,11 @@ tail = plain line end. Highlighted nodes (e.g. an explanation) are filled in a h
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
-from recausal.causal._marks import ARROW, CIRCLE
+from recausal._checks import is_int
 from recausal.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -128,11 +129,11 @@ def _circle_mark(at: tuple[float, float], direction: tuple[float, float], colour
 
 
 def _end_mark(
-    code: int, at: tuple[float, float], direction: tuple[float, float], colour: str
+    mark: str | None, at: tuple[float, float], direction: tuple[float, float], colour: str
 ) -> str:
-    if code == ARROW:
+    if mark == "arrow":
         return _arrowhead(at, direction, colour)
-    if code == CIRCLE:
+    if mark == "circle":
         return _circle_mark(at, direction, colour)
     return ""  # tail: the line simply ends
 
@@ -157,19 +158,26 @@ def draw_pag(
     title: str | None = None,
     labels: Mapping[Any, str] | None = None,
 ) -> str:
-    """Draw ``pag`` as an SVG document (a string).
-
-    ``highlight``: node indices drawn in the highlight colour (edges between highlighted nodes
-    and/or the target are drawn in red). ``title``: a heading. ``labels``: text under each node,
-    keyed by node index (int) or item token (str); default: the item token.
+    """Draw ``pag`` as an SVG document.
 
     Each node is a ``<g class='node ...' data-node='k'>`` and each edge a
     ``<g class='edge' data-source='i' data-target='j' data-text='o->'>`` (``i < j``).
+
+    Args:
+        pag: the graph.
+        highlight: node indices drawn in the highlight colour (edges between highlighted
+            nodes and/or the target are drawn in red).
+        title: a heading, or ``None``.
+        labels: text under each node, keyed by node index (int) or item token (str);
+            default: the item token.
+
+    Returns:
+        The SVG document (a string).
     """
     n = pag.n_nodes
     hl: set[int] = set()
     for v in highlight:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= v < n:
+        if not is_int(v) or not 0 <= v < n:
             raise InvalidInputError(f"highlight holds {v!r}, not a node index in 0..{n - 1}")
         hl.add(int(v))
     target = pag.target
@@ -186,7 +194,6 @@ def draw_pag(
     height = base_y + _R_TARGET + _LABEL_SPACE + _LEGEND_HEIGHT
     x0 = _MARGIN + 20.0
     xs = {k: x0 + _DX * slot[k] for k in range(n)}
-    marks = pag.marks
 
     parts: list[str] = [
         "<?xml version='1.0' encoding='UTF-8'?>",
@@ -218,7 +225,7 @@ def draw_pag(
         for v, other, at, ctrl in ((i, j, p0, c0), (j, i, p1, c1)):
             ux, uy = ctrl[0] - at[0], ctrl[1] - at[1]
             norm = math.hypot(ux, uy)
-            mark = _end_mark(int(marks[other, v]), at, (ux / norm, uy / norm), colour)
+            mark = _end_mark(pag.mark(other, v), at, (ux / norm, uy / norm), colour)
             if mark:
                 parts.append(mark)
         parts.append("</g>")
@@ -270,12 +277,12 @@ def draw_pag(
 def _legend(x0: float, y0: float, with_highlight: bool) -> str:
     out = [f"<g class='legend' font-size='11' {_FONT}>"]
     x = x0
-    for name, code in (("arrowhead", ARROW), ("circle", CIRCLE), ("tail", 0)):
+    for name, mark in (("arrowhead", "arrow"), ("circle", "circle"), ("tail", None)):
         out.append(
             f"<line x1='{_fmt(x)}' y1='{_fmt(y0)}' x2='{_fmt(x + 34)}' y2='{_fmt(y0)}' "
             f"stroke='{_EDGE}' stroke-width='1.5'/>"
         )
-        out.append(_end_mark(code, (x + 34, y0), (-1.0, 0.0), _EDGE))
+        out.append(_end_mark(mark, (x + 34, y0), (-1.0, 0.0), _EDGE))
         out.append(f"<text x='{_fmt(x + 40)}' y='{_fmt(y0 + 4)}'>{name}</text>")
         x += 110
     y1 = y0 + 26

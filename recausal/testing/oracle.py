@@ -67,6 +67,10 @@ class DSeparationOracle:
     observed nodes ``observed[i]`` and ``observed[j]`` given ``observed[c]`` for c in cond.
 
     Results are cached; ``n_tests`` counts the distinct queries answered.
+
+    Args:
+        dag: the true DAG (a networkx ``DiGraph``), latents included.
+        observed: the observed DAG nodes; CI-test node ``k`` is ``observed[k]``.
     """
 
     def __init__(self, dag: nx.DiGraph, observed: Sequence[Hashable]) -> None:
@@ -77,7 +81,16 @@ class DSeparationOracle:
         self._cache: dict[tuple[int, int, frozenset[int]], bool] = {}
 
     def independent(self, i: int, j: int, cond: Sequence[int] = ()) -> bool:
-        """Whether observed nodes i and j are d-separated given the observed nodes ``cond``."""
+        """Whether observed nodes i and j are d-separated given the observed nodes ``cond``.
+
+        Args:
+            i: first node (index into ``observed``).
+            j: second node.
+            cond: the conditioning nodes.
+
+        Returns:
+            True if d-separated.
+        """
         i, j = (int(i), int(j)) if i < j else (int(j), int(i))
         key = (i, j, frozenset(int(c) for c in cond))
         hit = self._cache.get(key)
@@ -92,7 +105,16 @@ class DSeparationOracle:
 def true_mag(
     dag: nx.DiGraph, observed: Sequence[Hashable], *, exhaustive: bool = False
 ) -> np.ndarray:
-    """The MAG over ``observed`` (index order) of a DAG with latents, as an int8 mark matrix."""
+    """The MAG over ``observed`` (index order) of a DAG with latents.
+
+    Args:
+        dag: the true DAG.
+        observed: the observed nodes, in node-index order.
+        exhaustive: decide each adjacency by trying every observed subset (slow, for checks).
+
+    Returns:
+        The ``int8`` ``(n, n)`` mark matrix.
+    """
     obs = _check_dag(dag, observed)
     n = len(obs)
     anc = {v: nx.ancestors(dag, v) for v in obs}
@@ -112,7 +134,15 @@ def true_mag(
 
 
 def true_pag(dag: nx.DiGraph, observed: Sequence[Hashable]) -> np.ndarray:
-    """The PAG (Markov equivalence class of the MAG) over ``observed``, int8 mark matrix."""
+    """The PAG (Markov equivalence class of the MAG) over ``observed``.
+
+    Args:
+        dag: the true DAG.
+        observed: the observed nodes, in node-index order.
+
+    Returns:
+        The ``int8`` ``(n, n)`` mark matrix.
+    """
     mag = true_mag(dag, observed)
     n = mag.shape[0]
     g = MarkGraph(n)
@@ -193,7 +223,14 @@ def _independence_model(marks: np.ndarray) -> frozenset:
 def pag_by_enumeration(mag: np.ndarray) -> np.ndarray:
     """PAG of a MAG by brute force: all MAGs on its skeleton with the same m-separations;
     a mark is kept iff it is the same in all of them (circle otherwise). Small graphs only
-    (3^edges candidates)."""
+    (3^edges candidates).
+
+    Args:
+        mag: the MAG's ``(n, n)`` mark matrix (at most 9 edges).
+
+    Returns:
+        The PAG's ``int8`` mark matrix.
+    """
     mag = np.asarray(mag)
     n = mag.shape[0]
     edges = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(mag)), strict=False)]
@@ -227,7 +264,17 @@ def random_dag_with_latents(
     """A random DAG over ``n_observed + n_latent`` nodes (topological order = labels, each
     pair an edge with probability ``avg_degree / (nodes - 1)``) and its observed nodes.
     Latents are chosen among nodes with at least two children, so each one confounds
-    something; fewer are hidden if not enough such nodes exist."""
+    something; fewer are hidden if not enough such nodes exist.
+
+    Args:
+        n_observed: observed nodes wanted.
+        n_latent: latent nodes wanted.
+        avg_degree: expected degree of a node.
+        seed: random seed.
+
+    Returns:
+        ``(dag, observed)``.
+    """
     rng = np.random.default_rng(seed)
     total = n_observed + n_latent
     edge_prob = min(1.0, avg_degree / max(total - 1, 1))
@@ -244,17 +291,32 @@ def random_dag_with_latents(
 
 
 def chain_dag(n: int) -> tuple[nx.DiGraph, list[int]]:
-    """``0 -> 1 -> ... -> n-1``, all observed."""
+    """``0 -> 1 -> ... -> n-1``, all observed.
+
+    Args:
+        n: number of nodes.
+
+    Returns:
+        ``(dag, observed)``.
+    """
     return nx.path_graph(n, create_using=nx.DiGraph), list(range(n))
 
 
 def collider_dag() -> tuple[nx.DiGraph, list[int]]:
-    """``0 -> 2 <- 1``, all observed."""
+    """``0 -> 2 <- 1``, all observed.
+
+    Returns:
+        ``(dag, observed)``.
+    """
     return nx.DiGraph([(0, 2), (1, 2)]), [0, 1, 2]
 
 
 def textbook_cases() -> dict[str, tuple[nx.DiGraph, list[Hashable], np.ndarray]]:
-    """Named small cases ``(dag, observed, expected PAG)`` with hand-derived PAGs."""
+    """Named small cases with hand-derived PAGs.
+
+    Returns:
+        ``{name: (dag, observed, expected PAG marks)}``.
+    """
     C, A, T = CIRCLE, ARROW, TAIL
     cases: dict[str, tuple[nx.DiGraph, list[Hashable], np.ndarray]] = {}
 

@@ -21,7 +21,19 @@ def random_softmax_attention(
 
     ``logits = q·kᵀ/sqrt(dim)/temperature − recency·|i − j|``; with ``causal`` (SASRec-like)
     keys after the query are masked with −10000 (as RecBole does), otherwise (BERT4Rec-like)
-    every position attends everywhere. Shape ``(n, n)``, or ``(batch, n, n)``.
+    every position attends everywhere.
+
+    Args:
+        n: sequence length.
+        causal: mask the keys after each query.
+        seed: seed of the random queries and keys.
+        batch: number of matrices, or ``None`` for one.
+        dim: query/key dimension.
+        recency: logit penalty per position of distance.
+        temperature: divides the query-key logits.
+
+    Returns:
+        Row-stochastic attention, shape ``(n, n)``, or ``(batch, n, n)``.
     """
     rng = np.random.default_rng(seed)
     shape = (batch or 1, n, dim)
@@ -48,8 +60,18 @@ def sem_attention(
     non-negative and lower triangular, and scaling its rows to sum 1 gives a valid (causal,
     SASRec-like) attention matrix. Row scaling rescales each ``Z_i`` only, so the correlation
     ``A·Aᵀ`` normalises to is exactly the SEM's, whose conditional independences are the
-    d-separations of ``B``'s DAG. Returns ``(attention, adjacency)`` with
-    ``adjacency[k, i] = True`` for an edge k → i.
+    d-separations of ``B``'s DAG.
+
+    Args:
+        n: number of positions.
+        avg_parents: expected number of parents of a node.
+        seed: seed of the DAG and its weights.
+        low: smallest edge weight.
+        high: largest edge weight.
+
+    Returns:
+        ``(attention, adjacency)``: the ``(n, n)`` attention and the boolean DAG with
+        ``adjacency[k, i] = True`` for an edge k → i.
     """
     rng = np.random.default_rng(seed)
     p = min(1.0, avg_parents / max(n / 2, 1))

@@ -1,0 +1,159 @@
+"""The rows of an evaluation: one per (user, explainer), their columns and their table form."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from recausal.explain import Explanation
+
+#: Columns of the rows table, in order. List-valued columns hold Python lists.
+COLUMNS: tuple[str, ...] = (
+    "user",
+    "explainer",
+    "history_length",
+    "history_used",
+    "recommended",
+    "score",
+    "top_k",
+    "valid",
+    "size",
+    "n_sets",
+    "set_positions",
+    "set_items",
+    "sets",
+    "replacement",
+    "replacement_rank",
+    "model_calls",
+    "histories_scored",
+    "seconds",
+    "graph_nodes",
+    "graph_edges",
+    "deletion",
+    "error",
+)
+#: Columns that measure time and so differ between two runs of the same job.
+TIMING_COLUMNS: tuple[str, ...] = ("seconds",)
+#: Columns that hold lists.
+LIST_COLUMNS: tuple[str, ...] = ("top_k", "set_positions", "set_items", "sets", "deletion")
+#: Integer columns that can be missing (nullable integers in the table).
+INT_COLUMNS: tuple[str, ...] = (
+    "history_length",
+    "history_used",
+    "size",
+    "n_sets",
+    "replacement_rank",
+    "model_calls",
+    "histories_scored",
+)
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as it reads back from JSON.
+
+    Args:
+        row: one row.
+
+    Returns:
+        A copy with tuples as lists and numpy scalars as Python ones.
+    """
+    return json.loads(json.dumps(row, ensure_ascii=False))
+
+
+def explanation_row(
+    user: str, full_length: int, expl: Explanation, deletion: list[bool | None]
+) -> dict[str, Any]:
+    """The row of one explanation.
+
+    Args:
+        user: the user id.
+        full_length: the length of the user's history as evaluated.
+        expl: the explanation.
+        deletion: the deletion flags (top-1 changed after removing the top-m ranked items).
+
+    Returns:
+        The row, with the columns of :data:`COLUMNS`.
+    """
+    first = expl.sets[0] if expl.sets else ()
+    graph = expl.graph
+    return {
+        "user": user,
+        "explainer": expl.explainer,
+        "history_length": full_length,
+        "history_used": len(expl.history),
+        "recommended": expl.recommended,
+        "score": float(expl.score),
+        "top_k": list(expl.top_k),
+        "valid": bool(expl.valid),
+        "size": expl.size,
+        "n_sets": len(expl.sets),
+        "set_positions": list(first),
+        "set_items": [expl.history[p] for p in first],
+        "sets": [list(s) for s in expl.sets],
+        "replacement": expl.replacement,
+        "replacement_rank": expl.replacement_rank,
+        "model_calls": int(expl.model_calls),
+        "histories_scored": int(expl.histories_scored),
+        "seconds": float(expl.seconds),
+        "graph_nodes": None if graph is None else int(graph.n_nodes),
+        "graph_edges": None if graph is None else len(graph.edges()),
+        "deletion": deletion,
+        "error": None,
+    }
+
+
+def error_row(
+    user: str, explainer: str, lengths: tuple[int, int], error: Exception
+) -> dict[str, Any]:
+    """The row of an explainer that failed on a user.
+
+    Args:
+        user: the user id.
+        explainer: the explainer's name.
+        lengths: the history's length and the number of items the model uses.
+        error: what the explainer raised.
+
+    Returns:
+        The row, with ``error`` set and no explanation.
+    """
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)
+    row.update(
+        user=user,
+        explainer=explainer,
+        history_length=lengths[0],
+        history_used=lengths[1],
+        valid=False,
+        n_sets=0,
+        top_k=[],
+        set_positions=[],
+        set_items=[],
+        sets=[],
+        deletion=[],
+        error=f"{type(error).__name__}: {error}",
+    )
+    return row
+
+
+def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as a table with stable dtypes.
+
+    Args:
+        rows: the rows, each with the columns of :data:`COLUMNS`.
+
+    Returns:
+        A DataFrame with those columns: nullable integers where a value can be missing, NaN
+        graph sizes for rows without a graph.
+    """
+    df = pd.DataFrame.from_records(list(rows), columns=list(COLUMNS))
+    for col in INT_COLUMNS:
+        df[col] = pd.array([None if v is None or v != v else int(v) for v in df[col]], "Int64")
+    for col in ("graph_nodes", "graph_edges", "score", "seconds"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    df["valid"] = df["valid"].astype(bool)
+    for col in ("user", "explainer"):
+        df[col] = df[col].astype(str)
+    return df

@@ -1,0 +1,116 @@
+"""The result type of every explainer: an immutable :class:`Explanation` and its JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recausal.causal import PAG
+
+#: version of the JSON form of :meth:`Explanation.to_dict` (docs/explanation-schema.md)
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RankedItem:
+    """One history item with the explainer's score (higher = more responsible)."""
+
+    position: int
+    item: str
+    score: float
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why a model recommended ``recommended`` after ``history``.
+
+    Attributes:
+        explainer: the explainer's name.
+        history: the (possibly truncated) history, oldest first.
+        recommended: the model's top-1; ``score`` its score; ``top_k`` the top-k list.
+        sets: the minimal explanation sets found (positions into ``history``, oldest = 0):
+            removing any one of them changes the top-1.
+        ranking: every history item with its score, most responsible first.
+        replacement: the new top-1 after removing ``sets[0]``; ``replacement_rank`` its
+            1-based rank in the original ``top_k`` (``None`` when it was not in it).
+        valid: False when no set up to ``max_size`` changes the recommendation.
+        model_calls, histories_scored, seconds: the cost of the explanation.
+        meta: the explainer's parameters, the model and the explainer's own findings.
+        graph: the causal graph the explanation was read from (causal explainer only).
+
+    Example:
+        >>> e = get_explainer("causal").explain(model, history)  # doctest: +SKIP
+        >>> e.valid, e.set_items[0], e.replacement  # doctest: +SKIP
+        (True, ('172',), '181')
+    """
+
+    explainer: str
+    history: tuple[str, ...]
+    recommended: str
+    score: float
+    top_k: tuple[str, ...]
+    sets: tuple[tuple[int, ...], ...]
+    ranking: tuple[RankedItem, ...]
+    replacement: str | None
+    replacement_rank: int | None
+    valid: bool
+    max_size: int
+    removal: str
+    model_calls: int
+    histories_scored: int
+    seconds: float
+    meta: dict[str, Any] = field(default_factory=dict)
+    graph: PAG | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def set_items(self) -> tuple[tuple[str, ...], ...]:
+        """The explanation sets as item tokens."""
+        return tuple(tuple(self.history[p] for p in s) for s in self.sets)
+
+    @property
+    def size(self) -> int | None:
+        """Size of the minimal explanation (``None`` when none was found)."""
+        return len(self.sets[0]) if self.sets else None
+
+    def to_dict(self, include_graph: bool = True) -> dict[str, Any]:
+        """JSON-ready form (schema: docs/explanation-schema.md).
+
+        Args:
+            include_graph: add the causal graph (``"graph"``) when there is one.
+
+        Returns:
+            A dict of plain JSON values.
+        """
+        out: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "explainer": self.explainer,
+            "history": list(self.history),
+            "recommended": self.recommended,
+            "score": self.score,
+            "top_k": list(self.top_k),
+            "valid": self.valid,
+            "size": self.size,
+            "sets": [
+                {"positions": list(s), "items": [self.history[p] for p in s]} for s in self.sets
+            ],
+            "ranking": [
+                {"position": r.position, "item": r.item, "score": r.score} for r in self.ranking
+            ],
+            "replacement": self.replacement,
+            "replacement_rank": self.replacement_rank,
+            "max_size": self.max_size,
+            "removal": self.removal,
+            "model_calls": self.model_calls,
+            "histories_scored": self.histories_scored,
+            "seconds": self.seconds,
+            "meta": self.meta,
+        }
+        if include_graph and self.graph is not None:
+            out["graph"] = self.graph.to_dict()
+        return out
+
+    def to_json(self, indent: int | None = None, include_graph: bool = True) -> str:
+        """:meth:`to_dict` as a JSON string."""
+        return json.dumps(self.to_dict(include_graph), indent=indent, ensure_ascii=False)
