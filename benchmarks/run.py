@@ -78,6 +78,7 @@ def patched(timer: StageTimer) -> Iterator[None]:
     """Wrap the pipeline's stage functions with ``timer`` (restored on exit)."""
     import recausal.causal.citest as citest
     import recausal.causal.learn as learn
+    import recausal.discovery.pipeline as pipeline
     import recausal.explain.causal as causal
     from recausal.explain.batch import Batch
 
@@ -86,7 +87,7 @@ def patched(timer: StageTimer) -> Iterator[None]:
         (Batch, "attention", "attention"),
         (Batch, "first_valid", "validation"),
         (causal.CausalExplainer, "_graphs", "graphs_total"),
-        (causal, "learn_structures", "learn_total"),
+        (pipeline, "learn_structures", "learn_total"),
         (learn, "correlation_from_attention", "ci"),
         (citest, "correlation_from_attention", "ci"),
         (learn, "_order1_decisions", "ci"),

@@ -17,7 +17,7 @@ from recausal.explain import (
     get_explainer,
     remove_positions,
 )
-from recausal.models.adapter import SASRecModel
+from recausal.models import SASRecModel
 
 NAMES = sorted(EXPLAINERS)
 

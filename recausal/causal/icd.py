@@ -1,4 +1,4 @@
-"""ICD — Iterative Causal Discovery (Rohekar, Gurwicz, Nisimov & Shalit, NeurIPS 2021).
+"""ICD — Iterative Causal Discovery (Rohekar, Nisimov, Gurwicz & Novik, NeurIPS 2021).
 
 ICD learns a PAG by growing a single parameter r, which is at once the conditioning-set size
 and the search radius. After iteration r the graph is an *r-representing* PAG, so the
