@@ -56,6 +56,21 @@ class _Group(click.Group):
             click.echo(f"recausal: error: {exc}", err=True)
             ctx.exit(2)
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run a command; a usage error is one line on stderr and exit status 2, like a
+        :class:`RecausalError` (click's own report takes three lines)."""
+        if kwargs.pop("standalone_mode", True) is False:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"recausal: error: {exc.format_message()}", err=True)
+            sys.exit(2 if isinstance(exc, click.UsageError) else exc.exit_code)
+        except click.Abort:
+            click.echo("recausal: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="recausal")
@@ -104,14 +119,22 @@ SHARED_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     ),
     "seed": (("--seed",), {"default": 0, "show_default": True, "type": int}),
     "json": (("--json", "as_json"), {"is_flag": True}),
+    "seen": (("--exclude-seen/--keep-seen", "exclude_seen"), {"default": None}),
 }
+
+
+#: help of ``--exclude-seen/--keep-seen``
+SEEN_HELP = (
+    "Leave out the items of the history (--exclude-seen) or keep them (--keep-seen) "
+    "[default: left out when the model's dataset has no repeated interactions]."
+)
 
 
 def shared_option(name: str, help: str | None = None) -> Callable[[Callable], Callable]:
     """One of :data:`SHARED_OPTIONS`, with this command's help text.
 
     Args:
-        name: ``k`` (top-k length), ``max_size``, ``removal``, ``seed`` or ``json``.
+        name: ``k`` (top-k length), ``max_size``, ``removal``, ``seed``, ``json`` or ``seen``.
         help: the option's help text.
 
     Returns:
@@ -134,9 +157,8 @@ def history_options(f: Callable) -> Callable:
 def resolve_history(model: Any, user: str | None, history: str | None) -> usecases.UsedHistory:
     """The history named on the command line (``--user`` or ``--history``).
 
-    A user's history is cut to the items the model uses (its most recent ``capacity``) without
-    a warning: that is expected for long-standing users. A ``--history`` is passed whole: the
-    model cuts one that is too long, with a warning.
+    Either is passed on whole: the model reads its most recent ``capacity`` items, and
+    explanations remove items from the whole history.
 
     Args:
         model: the loaded model.
@@ -151,7 +173,7 @@ def resolve_history(model: Any, user: str | None, history: str | None) -> usecas
     if user is not None:
         return usecases.user_history(model, user)
     items = [t.strip() for t in history.split(",") if t.strip()]  # type: ignore[union-attr]
-    return usecases.given_history(model, items, cut=False)
+    return usecases.given_history(model, items)
 
 
 def _load(model_name: str | None) -> Any:
@@ -175,14 +197,14 @@ def _label(m: Any, item: str) -> str:
 @history_options
 @shared_option("k", "Number of items.")
 @shared_option("json", "Print one JSON object.")
-@click.option("--exclude-seen", is_flag=True, help="Leave out items already in the history.")
+@shared_option("seen", SEEN_HELP)
 def recommend(
     model: str | None,
     user: str | None,
     history: str | None,
     k: int,
     as_json: bool,
-    exclude_seen: bool,
+    exclude_seen: bool | None,
 ) -> None:
     """Top-k recommendations for a user or a history."""
     m = _load(model)
@@ -264,6 +286,8 @@ def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path 
     show_default=True,
     help="Significance level of the CI tests.",
 )
+@shared_option("seen", SEEN_HELP)
+@click.option("--item", default=None, help="The recommended item [default: the top-1].")
 @shared_option("json", "Print the graph as JSON.")
 @click.option(
     "--svg", type=OUT_FILE, default=None, help="Write an SVG drawing of the graph to this file."
@@ -276,6 +300,8 @@ def graph(
     aggregate: bool,
     algorithm: str,
     alpha: float,
+    exclude_seen: bool | None,
+    item: str | None,
     as_json: bool,
     svg: Path | None,
 ) -> None:
@@ -284,7 +310,15 @@ def graph(
         raise click.UsageError("give --head H or --aggregate, not both")
     m = _load(model)
     hist = resolve_history(m, user, history)
-    pag = usecases.causal_graph(m, hist.items, head=head, algorithm=algorithm, alpha=alpha)
+    pag = usecases.causal_graph(
+        m,
+        hist.items,
+        head=head,
+        target=item,
+        exclude_seen=exclude_seen,
+        algorithm=algorithm,
+        alpha=alpha,
+    )
     if svg is not None:
         drawing = usecases.graph_svg(pag, m.titles, title=f"{m.name}: causal graph")
         write_atomic(svg, drawing)
@@ -307,10 +341,10 @@ def graph(
 @shared_option("removal", "Delete removed items or replace them with padding.")
 @shared_option("k", "Size of the original top-k list (for the replacement's rank).")
 @shared_option("seed", "Seed (random explainer).")
+@shared_option("seen", SEEN_HELP)
+@click.option("--item", default=None, help="Explain this item of the top-k list.")
 @click.option(
-    "--exclude-seen",
-    is_flag=True,
-    help="Explain the top item the user has not seen (history items never count as top-1).",
+    "--rank", type=int, default=None, help="Explain the item at this rank of the top-k list."
 )
 @shared_option("json", "Print the explanation as JSON.")
 @click.option(
@@ -325,11 +359,21 @@ def explain(
     removal: str,
     k: int,
     seed: int,
-    exclude_seen: bool,
+    exclude_seen: bool | None,
+    item: str | None,
+    rank: int | None,
     as_json: bool,
     html: Path | None,
 ) -> None:
-    """Which history items caused the top recommendation."""
+    """Which history items caused a recommendation: the top-1, or --item / --rank in the list.
+
+    For the top-1, an explanation is a smallest set of history items whose removal changes the
+    top-1; for another item of the top-k, a smallest set whose removal moves it out of the top-k.
+    """
+    if item is not None and rank is not None:
+        raise click.UsageError("give --item TOKEN or --rank R, not both")
+    if rank is not None and not 1 <= rank <= k:
+        raise click.UsageError(f"--rank must be between 1 and -k ({k}); got {rank}")
     m = _load(model)
     hist = resolve_history(m, user, history)
     result = usecases.explain_history(
@@ -337,6 +381,8 @@ def explain(
         hist.items,
         explainer,
         k=k,
+        item=item,
+        rank=rank,
         max_size=max_size,
         removal=removal,
         seed=seed,
@@ -361,14 +407,20 @@ def _echo_explanation(
     """The explanation as text: the recent history, the recommendation and its causes."""
     who = f"User {hist.user}" if hist.user else "This history"
     recent = result.history[-8:]
-    click.echo(f"{who}: {len(result.history)} items; most recent last:")
+    window = len(result.history) - result.window_start
+    click.echo(
+        f"{who}: {len(result.history)} items (the model reads the last {window}); "
+        "most recent last:"
+    )
     for pos, item in enumerate(recent, start=len(result.history) - len(recent)):
         click.echo(f"  [{pos}] {_label(m, item)}")
-    click.echo(f"Recommended: {_label(m, result.recommended)}")
+    where = "Recommended" if result.rank == 1 else f"Recommended at #{result.rank}"
+    click.echo(f"{where}: {_label(m, result.recommended)}")
+    goal = "changes the recommendation" if result.rank == 1 else f"moves it out of the top {k}"
     if not result.valid:
         click.echo(
             f"No explanation found up to size {max_size} ({explainer} explainer): "
-            "no such removal changes the recommendation."
+            f"no such removal {goal}."
         )
     else:
         click.echo(
@@ -382,7 +434,18 @@ def _echo_explanation(
             if result.replacement_rank
             else f"outside the original top {k}"
         )
-        click.echo(f"Without them the model recommends {_label(m, result.replacement)} ({rank}).")
+        if result.rank == 1:
+            click.echo(
+                f"Without them the model recommends {_label(m, result.replacement)} ({rank})."
+            )
+        else:
+            click.echo(
+                f"Without them it falls to #{result.new_rank}, and "
+                f"{_label(m, result.replacement)} ({rank}) takes its place."
+            )
+        if result.slid_in:
+            slid = ", ".join(_label(m, result.history[p]) for p in result.slid_in)
+            click.echo(f"(Older items that slide into the model's window: {slid}.)")
     click.echo(f"[{result.model_calls} model calls, {result.seconds:.2f}s]")
 
 

@@ -25,7 +25,6 @@ __all__ = [
     "causal_graph",
     "check_explainer",
     "check_explainers",
-    "cut_to_capacity",
     "default_explainer",
     "discover_function",
     "explain_history",
@@ -44,42 +43,35 @@ NO_DISCOVERY = "causal discovery (recausal.discovery) is not available here"
 # --------------------------------------------------------------------------- histories
 @dataclass(frozen=True)
 class UsedHistory:
-    """A history as the model will see it.
+    """A user's history and the part of it the model reads.
+
+    Every interface passes the whole history on: the model reads its most recent ``window``
+    items, and explanations remove items from the whole history (older items then slide into
+    the window, as they would in production).
 
     Attributes:
-        items: the item tokens used, oldest first.
+        items: the whole history, oldest first.
         user: the user whose history it is, or ``None`` for a given history.
-        dropped: how many older items were left out (beyond the model's capacity).
+        window: how many of the most recent items the model reads.
     """
 
     items: list[str]
     user: str | None = None
-    dropped: int = 0
+    window: int = 0
 
     @property
     def length(self) -> int:
-        """The length of the history before it was cut."""
-        return len(self.items) + self.dropped
+        """The length of the whole history."""
+        return len(self.items)
 
-
-def cut_to_capacity(model: SequentialModel, items: Sequence[str]) -> tuple[list[str], int]:
-    """The one rule that cuts a history to what the model uses: its most recent items.
-
-    Args:
-        model: the model (its ``capacity`` is the number of history items it reads).
-        items: item tokens, oldest first.
-
-    Returns:
-        The most recent ``capacity`` items and the number of older items dropped.
-    """
-    dropped = max(0, len(items) - model.capacity)
-    return list(items[dropped:]), dropped
+    @property
+    def dropped(self) -> int:
+        """How many older items lie outside the model's window."""
+        return len(self.items) - self.window
 
 
 def user_history(model: SequentialModel, user: str | int) -> UsedHistory:
-    """A user's history in the model's dataset, cut to the model's capacity.
-
-    Cutting a long-standing user's history is expected, so no warning is given.
+    """A user's whole history in the model's dataset.
 
     Args:
         model: the model whose dataset holds the user.
@@ -88,27 +80,22 @@ def user_history(model: SequentialModel, user: str | int) -> UsedHistory:
     Returns:
         The :class:`UsedHistory` (``UnknownUserError`` for an unknown user).
     """
-    items, dropped = cut_to_capacity(model, model.user_history(str(user)))
-    return UsedHistory(items, str(user), dropped)
+    items = list(model.user_history(str(user)))
+    return UsedHistory(items, str(user), min(len(items), model.capacity))
 
 
-def given_history(model: SequentialModel, items: Sequence[Any], *, cut: bool = True) -> UsedHistory:
+def given_history(model: SequentialModel, items: Sequence[Any]) -> UsedHistory:
     """A history given as item tokens (numbers become strings).
 
     Args:
         model: the model that will read it.
         items: item tokens, oldest first.
-        cut: cut it to the model's capacity here; with ``False`` it is kept whole and the
-            model cuts it when encoding (with a warning, and checking every item).
 
     Returns:
         The :class:`UsedHistory`.
     """
     tokens = [str(t) for t in items]
-    if not cut:
-        return UsedHistory(tokens)
-    kept, dropped = cut_to_capacity(model, tokens)
-    return UsedHistory(kept, None, dropped)
+    return UsedHistory(tokens, None, min(len(tokens), model.capacity))
 
 
 # --------------------------------------------------------------------------- explainers
@@ -179,16 +166,16 @@ def recommendation_rows(
     k: int,
     *,
     titles: Mapping[str, str] | None = None,
-    exclude_seen: bool = False,
+    exclude_seen: bool | None = None,
 ) -> list[dict[str, Any]]:
     """The model's top-k items for one history, one row each.
 
     Args:
         model: the model.
-        items: the history, oldest first.
+        items: the whole history, oldest first.
         k: how many items.
         titles: item token -> title (default: the model's titles).
-        exclude_seen: leave out the items of the history itself.
+        exclude_seen: leave out the items of the history (``None``: the model's default).
 
     Returns:
         Rows ``{"rank", "item", "title", "score"}``, best first (``title`` is ``None`` when
@@ -204,23 +191,32 @@ def recommendation_rows(
 
 # --------------------------------------------------------------------------- explain
 def explain_history(
-    model: SequentialModel, items: Sequence[str], explainer: str, *, k: int = 10, **params: Any
+    model: SequentialModel,
+    items: Sequence[str],
+    explainer: str,
+    *,
+    k: int = 10,
+    item: str | None = None,
+    rank: int | None = None,
+    **params: Any,
 ) -> Explanation:
-    """Explain the model's top recommendation for one history.
+    """Explain one recommendation for one history: the top-1, or any item of the top-k.
 
     Args:
         model: the model.
-        items: the history, oldest first.
+        items: the whole history, oldest first.
         explainer: a registered explainer name.
-        k: size of the original top-k list (for the replacement's rank).
-        **params: the explainer's parameters (``max_size``, ``removal``, ``seed``, ...).
+        k: the length of the top-k list.
+        item: the item token to explain (in the top-k), or ``None``.
+        rank: the 1-based rank of the item to explain, or ``None`` (the top-1).
+        **params: the explainer's parameters (``max_size``, ``removal``, ``exclude_seen``, ...).
 
     Returns:
         The :class:`~recausal.explain.Explanation`.
     """
     from recausal.explain import get_explainer
 
-    return get_explainer(explainer, **params).explain(model, list(items), k=k)
+    return get_explainer(explainer, **params).explain(model, list(items), k=k, item=item, rank=rank)
 
 
 def explanation_payload(
@@ -262,15 +258,20 @@ def causal_graph(
     *,
     head: int | None = None,
     discover: Callable[..., Any] | None = None,
+    target: str | None = None,
+    exclude_seen: bool | None = None,
     **settings: Any,
 ) -> PAG:
-    """The causal graph (PAG) over a history and its recommendation.
+    """The causal graph (PAG) over the model's window of a history and its recommendation.
 
     Args:
         model: the model whose attention the graph is learned from.
-        items: the history, oldest first.
+        items: the whole history, oldest first (the graph is over the window the model reads).
         head: one attention head, or ``None`` for the aggregate over heads.
         discover: the discovery function (default: :func:`discover_function`).
+        target: the recommended item the graph is about (default: the top-1 under the
+            seen-item policy).
+        exclude_seen: the seen-item policy for the default target (``None``: the model's).
         **settings: discovery settings (``algorithm``, ``alpha``, ...).
 
     Returns:
@@ -281,7 +282,10 @@ def causal_graph(
     learn = discover if discover is not None else discover_function()
     if learn is None:
         raise RecausalError(NO_DISCOVERY)
-    found = learn(model, list(items), heads="aggregate" if head is None else head, **settings)
+    if target is None:
+        target = model.recommend([list(items)], k=1, exclude_seen=exclude_seen)[0].items[0]
+    heads = "aggregate" if head is None else head
+    found = learn(model, list(items), heads=heads, target=target, **settings)
     return found if isinstance(found, PAG) else found.pag(head)
 
 

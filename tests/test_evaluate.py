@@ -230,10 +230,10 @@ def test_failing_explainer_gives_error_rows_left_out_of_measures(sasrec, monkeyp
     class Picky(RecencyExplainer):
         name = "picky"
 
-        def explain_many(self, model, histories, k=10):
+        def explain_many(self, model, histories, k=10, **targets):
             if any(len(h) % 2 for h in histories):
                 raise InvalidInputError("odd history length")
-            return super().explain_many(model, histories, k)
+            return super().explain_many(model, histories, k, **targets)
 
     monkeypatch.setitem(EXPLAINERS, "picky", Picky)
     rows = evaluate(sasrec, ["picky"], users=8, chunk_size=8)

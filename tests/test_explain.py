@@ -120,7 +120,7 @@ def test_contract_schema_determinism_and_batch(sasrec, name):
                 [r.score for r in x.ranking], [r.score for r in a.ranking], rtol=1e-5, atol=1e-5
             )
         d = json.loads(a.to_json())
-        assert d["schema_version"] == 1 and d["explainer"] == name
+        assert d["schema_version"] == 2 and d["explainer"] == name
         assert d["history"] == h and len(d["top_k"]) == 10
         assert {r["position"] for r in d["ranking"]} == set(range(len(h)))
         assert d["valid"] == bool(d["sets"]) and d["meta"]["params"]["max_size"] == 2

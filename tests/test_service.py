@@ -161,7 +161,7 @@ def test_graph_is_501_without_discovery(client, monkeypatch):
 def test_graph_json_and_svg(client, sasrec, monkeypatch):
     calls = []
 
-    def fake_discover(model, history, heads="all"):
+    def fake_discover(model, history, heads="all", target=None):
         calls.append((list(history), heads))
         n = len(history) + 1
         marks = np.zeros((n, n), dtype=np.int8)

@@ -59,10 +59,12 @@ def discover_ids(
     ]
 
 
-def _target_id(model: SequentialModel, ids: np.ndarray, target: str | None) -> int:
-    """The id of ``target``, or of the model's top-1 for ``ids`` when it is ``None``."""
+def _target_id(
+    model: SequentialModel, history: Sequence[str], target: str | None, exclude_seen: bool | None
+) -> int:
+    """The id of ``target``, or of the model's top-1 for ``history`` when it is ``None``."""
     if target is None:
-        return int(np.argmax(model.score_ids([ids])[0]))
+        target = model.recommend([list(history)], k=1, exclude_seen=exclude_seen)[0].items[0]
     if model.item_ids.get(str(target), -1) < 0:
         raise UnknownItemError(f"target item {target!r} is not known to model {model.name}")
     return model.item_ids[str(target)]
@@ -73,16 +75,21 @@ def discover(
     history: Sequence[str],
     *,
     target: str | None = None,
+    exclude_seen: bool | None = None,
     heads: Heads = "all",
     settings: DiscoverySettings | None = None,
     **options: Any,
 ) -> Discovery:
     """Learn causal graphs over one history and its recommendation from the model's attention.
 
+    The graph is over the window the model reads (the most recent ``capacity`` items).
+
     Args:
         model: the recommender (SASRec, BERT4Rec, ...).
         history: item tokens, oldest first.
         target: the recommended item (default: the model's top-1).
+        exclude_seen: the seen-item policy for the default target (``None``: the model's
+            default, see ``SequentialModel.excludes_seen``).
         heads: ``"all"`` (each head's graph and the aggregate), ``"aggregate"``, ``"each"``
             or one head's index.
         settings: how to learn; or give its fields as ``options`` (``algorithm``, ``alpha``...).
@@ -98,5 +105,6 @@ def discover(
         4
     """
     settings = settings or DiscoverySettings(**options)
-    ids = model.encode(history)
-    return discover_ids(model, [ids], [_target_id(model, ids, target)], settings, heads)[0]
+    ids = model.encode(history, warn=False)
+    target_id = _target_id(model, history, target, exclude_seen)
+    return discover_ids(model, [ids], [target_id], settings, heads)[0]

@@ -24,26 +24,41 @@ if TYPE_CHECKING:
 def _deletion_flags(
     model: SequentialModel, explanations: Sequence[Explanation], spec: JobSpec
 ) -> list[list[bool | None]]:
-    """For each explanation: did the top-1 change after removing its top-m ranked items
-    (m = 1..deletion_max)? ``None`` where the ranking has fewer than m items. One batched
-    ``score_ids`` call for all explanations (all explainers of one user)."""
-    from recausal.explain import remove_positions
+    """For each explanation: is its item explained (its criterion met) once its top-m ranked
+    items are removed (m = 1..deletion_max), by the same counterfactual rule as the explainers
+    (:class:`~recausal.explain.batch.Batch`)? ``None`` where the ranking has fewer than m items.
+    One batched model call for all explanations (all explainers of one user)."""
+    from recausal.explain.batch import Baseline, Batch
 
-    edits: list[np.ndarray] = []
-    slots: list[tuple[int, int, int]] = []  # (explanation index, m - 1, target id)
-    for e_idx, expl in enumerate(explanations):
-        ids = model.encode(list(expl.history), warn=False)
-        target = model.item_ids[expl.recommended]
-        order = [r.position for r in expl.ranking]
-        for m in range(1, spec.deletion_max + 1):
-            if m <= len(order):
-                edits.append(remove_positions(ids, order[:m], spec.removal))  # type: ignore[arg-type]
-                slots.append((e_idx, m - 1, target))
     flags: list[list[bool | None]] = [[None] * spec.deletion_max for _ in explanations]
+    if not explanations:
+        return flags
+    exclude = explanations[0].exclude_seen
+    batch = Batch(
+        model, [model.encode(list(e.history), window=False) for e in explanations], exclude
+    )
+    bases = [
+        Baseline(
+            np.empty(0),
+            model.item_ids[e.recommended],
+            tuple(model.item_ids[t] for t in e.top_k),
+            e.rank,
+        )
+        for e in explanations
+    ]
+    owners: list[int] = []
+    edits: list[np.ndarray] = []
+    slots: list[tuple[int, int]] = []  # (explanation index, m - 1)
+    for e_idx, expl in enumerate(explanations):
+        order = [r.position - batch.offsets[e_idx] for r in expl.ranking]
+        for m in range(1, min(spec.deletion_max, len(order)) + 1):
+            edits.append(batch.edit(e_idx, order[:m], spec.removal))  # type: ignore[arg-type]
+            owners.append(e_idx)
+            slots.append((e_idx, m - 1))
     if edits:
-        new_top = model.score_ids(edits).argmax(axis=1)
-        for (e_idx, m_idx, target), top in zip(slots, new_top, strict=True):
-            flags[e_idx][m_idx] = bool(int(top) != target)
+        changed = batch.outcomes(owners, edits, bases).changed
+        for (e_idx, m_idx), flag in zip(slots, changed, strict=True):
+            flags[e_idx][m_idx] = bool(flag)
     return flags
 
 
@@ -67,7 +82,13 @@ def _explain_all(
     fails (a user it still fails on gets the exception)."""
     from recausal.explain import get_explainer
 
-    explainer = get_explainer(name, max_size=spec.max_size, removal=spec.removal, seed=spec.seed)
+    explainer = get_explainer(
+        name,
+        max_size=spec.max_size,
+        removal=spec.removal,
+        seed=spec.seed,
+        exclude_seen=spec.exclude_seen,
+    )
     try:
         return list(explainer.explain_many(model, histories, k=spec.k))
     except RecausalError:
@@ -90,7 +111,7 @@ def run_chunk(
 
     Args:
         model: the model.
-        users: ``(user, history)`` pairs, each history cut to the model's capacity.
+        users: ``(user, history)`` pairs, each with the user's whole history.
         spec: what to compute.
 
     Returns:

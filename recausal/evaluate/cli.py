@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from recausal.cli import model_option, shared_option
+from recausal.cli import SEEN_HELP, model_option, shared_option
 
 # Kept here as text so that ``recausal --help`` need not import the evaluation stack.
 DEFAULT_EXPLAINERS = "causal,attention,recency,occlusion,random"
@@ -44,6 +44,7 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
 @shared_option("k", "Length of the original top-k list (for the replacement's rank).")
 @shared_option("removal", "How history items are removed.")
 @shared_option("seed")
+@shared_option("seen", SEEN_HELP)
 @click.option(
     "--out",
     "-o",
@@ -67,6 +68,11 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
     help="Users per saved chunk (part of the run's arguments).",
 )
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out.")
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Recompute the chunks whose journal parts in --out are damaged (instead of stopping).",
+)
 @click.option("--no-plots", is_flag=True, help="Skip the PNG plots.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def evaluate_command(
@@ -77,11 +83,13 @@ def evaluate_command(
     k: int,
     removal: str,
     seed: int,
+    exclude_seen: bool | None,
     out: Path,
     workers: int,
     engine: str,
     chunk_size: int,
     overwrite: bool,
+    repair: bool,
     no_plots: bool,
     quiet: bool,
 ) -> None:
@@ -100,6 +108,8 @@ def evaluate_command(
     args += ["--explainers", ",".join(names), "--users", str(users), "--max-size", str(max_size)]
     args += ["-k", str(k), "--removal", removal, "--seed", str(seed), "--chunk-size"]
     args += [str(chunk_size), "--out", str(out), "--workers", str(workers), "--engine", engine]
+    if exclude_seen is not None:
+        args += ["--exclude-seen" if exclude_seen else "--keep-seen"]
     command = "recausal evaluate " + shlex.join(args)
     started = time.perf_counter()
     rows = evaluate(
@@ -110,11 +120,13 @@ def evaluate_command(
         k=k,
         removal=removal,
         seed=seed,
+        exclude_seen=exclude_seen,
         out=out,
         workers=workers,
         engine=engine,
         chunk_size=chunk_size,
         overwrite=overwrite,
+        repair=repair,
         progress=not quiet,
         plots=not no_plots,
         command=command,

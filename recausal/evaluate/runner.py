@@ -39,7 +39,7 @@ def _as_model(model: SequentialModel | str | os.PathLike | None) -> SequentialMo
 
 
 def _plan(model: SequentialModel, user_ids: list[str], chunk_size: int) -> list[Chunk]:
-    """The chunks of ``chunk_size`` users, each user with the history the model uses."""
+    """The chunks of ``chunk_size`` users, each user with their whole history."""
     histories = {u: user_history(model, u).items for u in user_ids}
     return [
         (i // chunk_size, [(u, histories[u]) for u in user_ids[i : i + chunk_size]])
@@ -61,7 +61,9 @@ def evaluate(
     engine: str = "local",
     chunk_size: int = 16,
     deletion_max: int = 5,
+    exclude_seen: bool | None = None,
     overwrite: bool = False,
+    repair: bool = False,
     progress: bool = False,
     plots: bool = True,
     on_chunk: Callable[[int, list[dict[str, Any]]], None] | None = None,
@@ -87,7 +89,12 @@ def evaluate(
         engine: ``local`` or ``ray``.
         chunk_size: users per saved chunk.
         deletion_max: the longest deletion curve.
+        exclude_seen: leave the users' own items out of the recommendations (``None``: the
+            model's default, see ``SequentialModel.excludes_seen``).
         overwrite: discard an earlier run in ``out``.
+        repair: recompute the chunks whose journal parts are damaged (all chunks if the
+            manifest is) instead of raising
+            :class:`~recausal.evaluate.journal.JournalDamagedError`.
         progress: show a progress bar.
         plots: write the PNG plots.
         on_chunk: called as ``on_chunk(index, rows)`` after each chunk is saved.
@@ -104,6 +111,7 @@ def evaluate(
         seed=seed,
         deletion_max=deletion_max,
         chunk_size=chunk_size,
+        exclude_seen=exclude_seen,
     )
     workers = check_engine(engine, workers)
     model = _as_model(model)
@@ -120,7 +128,7 @@ def evaluate(
     if command:
         manifest["command"] = command
     journal = Journal(out)
-    journal.open(manifest, overwrite)
+    journal.open(manifest, overwrite, repair)
     done = journal.saved(expected)
     todo = [c for c in chunks if c[0] not in done]
 
@@ -148,7 +156,7 @@ def evaluate(
     finally:
         bar.close()
         results.close()
-    frame = rows_frame([r for index, _ in chunks for r in done[index]])
+    frame = rows_frame(journal.rows(expected, done))  # the parts on disk, checked again
     if journal.out is not None:
         manifest["elapsed_seconds"] = round(time.perf_counter() - started, 3)
         manifest["resumed_chunks"] = len(chunks) - len(todo)

@@ -84,7 +84,7 @@ def explanation_row(
         "user": user,
         "explainer": expl.explainer,
         "history_length": full_length,
-        "history_used": len(expl.history),
+        "history_used": len(expl.history) - expl.window_start,
         "recommended": expl.recommended,
         "score": float(expl.score),
         "top_k": list(expl.top_k),

@@ -26,6 +26,8 @@ class JobSpec:
     seed: int
     deletion_max: int
     chunk_size: int
+    #: the seen-item policy (``None``: the model's default)
+    exclude_seen: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The spec as a JSON-ready dict.
@@ -47,6 +49,7 @@ def job_spec(
     seed: int,
     deletion_max: int,
     chunk_size: int,
+    exclude_seen: bool | None = None,
 ) -> JobSpec:
     """The checked spec of an evaluation.
 
@@ -58,6 +61,8 @@ def job_spec(
         seed: the seed of the explainers.
         deletion_max: the longest deletion curve (top-m removed, m = 1..deletion_max).
         chunk_size: users per saved chunk.
+        exclude_seen: leave the users' own items out of the recommendations (``None``: the
+            model's default).
 
     Returns:
         The :class:`JobSpec` (``InvalidInputError`` naming the first bad argument).
@@ -70,7 +75,10 @@ def job_spec(
         seed=int(seed),
         deletion_max=check_int(deletion_max, "deletion_max", minimum=1),
         chunk_size=check_int(chunk_size, "chunk_size", minimum=1),
+        exclude_seen=exclude_seen,
     )
+    if exclude_seen is not None and not isinstance(exclude_seen, bool):
+        raise InvalidInputError(f"exclude_seen must be True, False or None; got {exclude_seen!r}")
     if spec.removal not in REMOVALS:
         raise InvalidInputError(f"removal must be 'delete' or 'pad', got {removal!r}")
     return spec

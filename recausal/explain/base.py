@@ -1,8 +1,9 @@
 """The explainer interface.
 
-Every explainer answers one question for one history: which history items caused the
-model's top-1 recommendation? ``Explainer.explain(model, history, k=10)`` returns an
-immutable :class:`~recausal.explain.Explanation`; ``explain_many`` does the same for a batch
+Every explainer answers one question for one history: which history items caused the model
+to recommend an item (the top-1 by default, or any item of the top-k list)?
+``Explainer.explain(model, history, k=10)`` returns an immutable
+:class:`~recausal.explain.Explanation`; ``explain_many`` does the same for a batch
 of histories (explainers share model calls across users through a :class:`Batch`).
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from recausal._checks import check_int
 from recausal._version import __version__
-from recausal.errors import InvalidInputError
+from recausal.errors import InvalidInputError, UnknownItemError
 from recausal.explain.batch import Baseline, Batch, Removal
 from recausal.explain.explanation import Explanation, RankedItem
 
@@ -29,13 +30,17 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Found:
-    """What an explainer found for one history, before it becomes an :class:`Explanation`."""
+    """What an explainer found for one history, before it becomes an :class:`Explanation`.
+
+    Positions are window positions (see :class:`~recausal.explain.batch.Batch`).
+    """
 
     sets: tuple[tuple[int, ...], ...]
     replacement: int | None
     position_scores: np.ndarray
     graph: PAG | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    new_rank: int | None = None
 
 
 class Explainer(ABC):
@@ -43,9 +48,13 @@ class Explainer(ABC):
 
     Args:
         max_size: the largest explanation set tried.
-        removal: ``"delete"`` the items of a set, or replace them by padding (``"pad"``).
+        removal: ``"delete"`` the items of a set from the user's full history (older items
+            slide into the model's window), or replace them by padding (``"pad"``: the window
+            stays where it is).
         seed: seed of the explainers that draw at random.
-        exclude_seen: never count a history's own items as its top-1.
+        exclude_seen: leave the items of the history out of the recommendations (``True``),
+            keep them (``False``), or follow the model's default (``None``: left out when
+            its dataset has no repeated interactions, see ``SequentialModel.excludes_seen``).
     """
 
     name: ClassVar[str] = ""
@@ -56,14 +65,18 @@ class Explainer(ABC):
         max_size: int = 5,
         removal: Removal = "delete",
         seed: int = 0,
-        exclude_seen: bool = False,
+        exclude_seen: bool | None = None,
     ) -> None:
         self.max_size = check_int(max_size, "max_size", minimum=1)
         if removal not in ("delete", "pad"):
             raise InvalidInputError(f"removal must be 'delete' or 'pad', got {removal!r}")
+        if exclude_seen is not None and not isinstance(exclude_seen, bool):
+            raise InvalidInputError(
+                f"exclude_seen must be True, False or None; got {exclude_seen!r}"
+            )
         self.removal: Removal = removal
         self.seed = seed
-        self.exclude_seen = bool(exclude_seen)
+        self.exclude_seen = exclude_seen
 
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters (recorded in every explanation's ``meta``)."""
@@ -74,26 +87,48 @@ class Explainer(ABC):
             "exclude_seen": self.exclude_seen,
         }
 
-    def explain(self, model: SequentialModel, history: Sequence[str], k: int = 10) -> Explanation:
-        """Explain the top-1 recommendation for one history.
+    def explain(
+        self,
+        model: SequentialModel,
+        history: Sequence[str],
+        k: int = 10,
+        *,
+        item: str | None = None,
+        rank: int | None = None,
+    ) -> Explanation:
+        """Explain one recommendation for one history: the top-1, or any item of the top-k.
+
+        For the top-1, an explanation is a smallest set of history items whose removal changes
+        the top-1; for an item further down the list, a smallest set whose removal moves it
+        out of the top-k.
 
         Args:
             model: the recommender.
-            history: item tokens, oldest first.
-            k: the length of the recorded top-k list.
+            history: the user's item tokens, oldest first (all of them: the model reads the
+                most recent ``capacity``, and removals are made to the whole history).
+            k: the length of the top-k list.
+            item: the item token to explain (it must be in the top-k), or ``None``.
+            rank: the 1-based rank of the item to explain, or ``None`` (the top-1); give
+                ``item`` or ``rank``, not both.
 
         Returns:
             The :class:`Explanation`.
 
         Example:
             >>> explainer = recausal.get_explainer("causal", max_size=3)  # doctest: +SKIP
-            >>> explainer.explain(model, ["50", "172", "133"]).set_items  # doctest: +SKIP
+            >>> explainer.explain(model, ["50", "172", "133"], rank=3).set_items  # doctest: +SKIP
             (('172',),)
         """
-        return self.explain_many(model, [history], k=k)[0]
+        return self.explain_many(model, [history], k=k, items=[item], ranks=[rank])[0]
 
     def explain_many(
-        self, model: SequentialModel, histories: Sequence[Sequence[str]], k: int = 10
+        self,
+        model: SequentialModel,
+        histories: Sequence[Sequence[str]],
+        k: int = 10,
+        *,
+        items: Sequence[str | None] | None = None,
+        ranks: Sequence[int | None] | None = None,
     ) -> list[Explanation]:
         """Explain a batch of histories, sharing model calls across them.
 
@@ -104,21 +139,25 @@ class Explainer(ABC):
         Args:
             model: the recommender.
             histories: item tokens of each history, oldest first.
-            k: the length of the recorded top-k lists.
+            k: the length of the top-k lists.
+            items: per history, the item token to explain, or ``None``.
+            ranks: per history, the 1-based rank of the item to explain, or ``None``.
 
         Returns:
             One :class:`Explanation` per history.
         """
         check_int(k, "k", minimum=1)
-        batch = Batch(model, [model.encode(h) for h in histories], self.exclude_seen)
+        item_ids, rank_list = _targets(model, len(histories), k, items, ranks)
+        exclude = model.seen_policy(self.exclude_seen)
+        batch = Batch(model, [model.encode(h, window=False) for h in histories], exclude)
         if not batch.ids:
             return []
-        bases = batch.baselines(k)
+        bases = batch.baselines(k, item_ids, rank_list)
         found = self._explain_batch(batch, bases)
         seconds = (time.perf_counter() - batch.start) / len(batch.ids)
         return [
-            build_explanation(self, model, ids, base, result, batch.counts(u, seconds))
-            for u, (ids, base, result) in enumerate(zip(batch.ids, bases, found, strict=True))
+            build_explanation(self, batch, u, base, result, exclude, seconds)
+            for u, (base, result) in enumerate(zip(bases, found, strict=True))
         ]
 
     @abstractmethod
@@ -135,35 +174,75 @@ class Explainer(ABC):
         }
 
 
+def _targets(
+    model: SequentialModel,
+    n: int,
+    k: int,
+    items: Sequence[str | None] | None,
+    ranks: Sequence[int | None] | None,
+) -> tuple[list[int | None], list[int | None]]:
+    """Check the per-history items and ranks to explain; item tokens become ids."""
+    items = list(items) if items is not None else [None] * n
+    ranks = list(ranks) if ranks is not None else [None] * n
+    if len(items) != n or len(ranks) != n:
+        raise InvalidInputError(f"items and ranks must have one entry per history ({n})")
+    item_ids: list[int | None] = []
+    for item, rank in zip(items, ranks, strict=True):
+        if item is not None and rank is not None:
+            raise InvalidInputError("give the item to explain or its rank, not both")
+        if rank is not None:
+            check_int(rank, "rank", minimum=1, maximum=k)
+        if item is None:
+            item_ids.append(None)
+        elif str(item) not in model.item_ids:
+            raise UnknownItemError(f"item {item!r} is not known to model {model.name}")
+        else:
+            item_ids.append(model.item_ids[str(item)])
+    return item_ids, ranks
+
+
 def build_explanation(
     explainer: Explainer,
-    model: SequentialModel,
-    ids: np.ndarray,
+    batch: Batch,
+    u: int,
     base: Baseline,
     found: Found,
-    counts: dict[str, Any],
+    exclude_seen: bool,
+    seconds: float,
 ) -> Explanation:
-    """Assemble an :class:`Explanation` (ranking sorted by score, more recent first on ties)."""
-    history = tuple(model.decode(ids))
+    """Assemble the :class:`Explanation` of history ``u`` of ``batch``: window positions
+    become full-history positions; the ranking is sorted by score, more recent first on ties."""
+    model = batch.model
+    offset = batch.offsets[u]
+    history = tuple(model.decode(batch.full[u]))
     scores = found.position_scores
     order = ranking_order(scores)
     replacement = found.replacement
+    meta = explainer._meta(model)
+    meta["params"]["exclude_seen"] = exclude_seen
     return Explanation(
         explainer=explainer.name,
         history=history,
         recommended=model.items[base.target],
         score=float(base.scores[base.target]),
         top_k=tuple(model.items[i] for i in base.top_k),
-        sets=tuple(tuple(sorted(int(p) for p in s)) for s in found.sets),
-        ranking=tuple(RankedItem(p, history[p], float(scores[p])) for p in order),
+        sets=tuple(tuple(sorted(offset + int(p) for p in s)) for s in found.sets),
+        ranking=tuple(
+            RankedItem(offset + p, history[offset + p], float(scores[p])) for p in order
+        ),
         replacement=None if replacement is None else model.items[replacement],
         replacement_rank=None if replacement is None else base.rank_of(replacement),
         valid=bool(found.sets),
         max_size=explainer.max_size,
         removal=explainer.removal,
-        **counts,
-        meta={**explainer._meta(model), **found.meta},
+        **batch.counts(u, seconds),
+        meta={**meta, **found.meta},
         graph=found.graph,
+        rank=base.rank,
+        criterion=base.criterion,
+        new_rank=found.new_rank,
+        window_start=offset,
+        exclude_seen=exclude_seen,
     )
 
 
@@ -197,9 +276,17 @@ class RankingExplainer(Explainer):
         checked = batch.first_valid(prefixes, bases, self.removal)
         found = []
         for u, scores in enumerate(all_scores):
-            valid, new_top = checked[u]
+            valid, outcomes = checked[u]
             if valid:
-                found.append(Found((prefixes[u][valid[0]],), int(new_top[valid[0]]), scores))
+                first = valid[0]
+                found.append(
+                    Found(
+                        (prefixes[u][first],),
+                        int(outcomes.replacement[first]),
+                        scores,
+                        new_rank=int(outcomes.new_rank[first]),
+                    )
+                )
             else:
                 found.append(Found((), None, scores))
         return found

@@ -10,11 +10,11 @@ import numpy as np
 
 from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, RankingExplainer, share_of_sets
-from recausal.explain.batch import Baseline, Batch, remove_positions, search_by_size
+from recausal.explain.batch import Baseline, Batch, search_by_size
 
 
 class AttentionExplainer(RankingExplainer):
-    """Ranks items by the attention the recommended item pays to them (deepest layer, mean over
+    """Ranks items by the attention the explained item pays to them (deepest layer, mean over
     heads, abductive input): the baseline of the CLEAR and CLEANN papers."""
 
     name = "attention"
@@ -45,14 +45,16 @@ class RandomExplainer(RankingExplainer):
 
 
 class OcclusionExplainer(RankingExplainer):
-    """Ranks items by how much removing each one alone lowers the recommendation's score."""
+    """Ranks items by how much removing each one alone lowers the explained item's score."""
 
     name = "occlusion"
 
     def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
         owners = [u for u, ids in enumerate(batch.ids) for _ in range(len(ids))]
         seqs = [
-            remove_positions(ids, [p], self.removal) for ids in batch.ids for p in range(len(ids))
+            batch.edit(u, [p], self.removal)
+            for u, ids in enumerate(batch.ids)
+            for p in range(len(ids))
         ]
         scores = batch.score(owners, seqs)
         out, offset = [], 0
@@ -64,7 +66,7 @@ class OcclusionExplainer(RankingExplainer):
 
 
 class ExhaustiveExplainer(Explainer):
-    """All minimal sets that change the top-1, by trying every subset of size 1, 2, ...
+    """All minimal sets that explain the item, by trying every subset of size 1, 2, ...
 
     The ground truth for short histories.
 
@@ -102,6 +104,12 @@ class ExhaustiveExplainer(Explainer):
             self.removal,
         )
         return [
-            Found(sets, rep, share_of_sets(len(ids), sets), meta={"candidates_tested": t})
-            for ids, (sets, rep, t) in zip(batch.ids, searched, strict=True)
+            Found(
+                r.sets,
+                r.replacement,
+                share_of_sets(len(ids), r.sets),
+                meta={"candidates_tested": r.tested},
+                new_rank=r.new_rank,
+            )
+            for ids, r in zip(batch.ids, searched, strict=True)
         ]

@@ -1,5 +1,6 @@
-"""Histories explained together: batched model calls, per-history accounting, and the
-size-by-size search for sets whose removal changes the top-1."""
+"""Histories explained together: the counterfactual rule (edits of the full history, read
+through the model's window), batched model calls, per-history accounting, and the size-by-size
+search for sets whose removal explains the item."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
+
+from recausal.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from recausal.models import SequentialModel
@@ -43,42 +46,138 @@ def remove_positions(ids: np.ndarray, positions: Iterable[int], removal: Removal
 
 @dataclass(frozen=True)
 class Baseline:
-    """The unedited history's scores: the recommendation and its top-k list."""
+    """The unedited history's scores, its top-k list and the item being explained.
+
+    Attributes:
+        scores: the history's scores (seen items at -inf under the seen-item policy).
+        target: the explained item's id (by default the top-1).
+        top_k: the top-k list's ids, best first.
+        rank: the explained item's 1-based rank in ``top_k``.
+    """
 
     scores: np.ndarray
     target: int
     top_k: tuple[int, ...]
+    rank: int = 1
 
     @classmethod
-    def from_scores(cls, scores: np.ndarray, k: int) -> Baseline:
-        """The top-1 and top-k of one score vector (ties: lower item id first)."""
+    def from_scores(
+        cls, scores: np.ndarray, k: int, item: int | None = None, rank: int | None = None
+    ) -> Baseline:
+        """The top-k of one score vector (ties: lower item id first) and the item explained.
+
+        Args:
+            scores: one score vector.
+            k: the list's length.
+            item: the id of the item to explain (it must be in the top-k), or ``None``.
+            rank: the 1-based rank of the item to explain, or ``None`` (the top-1).
+
+        Returns:
+            The baseline.
+        """
         from recausal.models import top_k_ids
 
-        top = top_k_ids(scores, min(k, len(scores) - 1))
-        return cls(scores=scores, target=int(top[0]), top_k=tuple(int(i) for i in top))
+        top = tuple(int(i) for i in top_k_ids(scores, min(k, len(scores) - 1)))
+        if item is not None:
+            if item not in top:
+                raise InvalidInputError(
+                    f"item {item} is not in the top-{len(top)} (it ranks "
+                    f"{_rank_in(scores, item)}); only an item of the list can be explained"
+                )
+            rank = top.index(item) + 1
+        rank = 1 if rank is None else rank
+        if not 1 <= rank <= len(top):
+            raise InvalidInputError(f"rank must be between 1 and {len(top)} (k); got {rank}")
+        return cls(scores=scores, target=top[rank - 1], top_k=top, rank=rank)
+
+    @property
+    def k(self) -> int:
+        """The length of the top-k list."""
+        return len(self.top_k)
+
+    @property
+    def criterion(self) -> str:
+        """What a removal must do to explain the item: ``"top-1 changes"`` for the top-1,
+        ``"leaves the top-k"`` for an item further down the list."""
+        return "top-1 changes" if self.rank == 1 else "leaves the top-k"
 
     def rank_of(self, item_id: int) -> int | None:
         """1-based rank of ``item_id`` in the original top-k, or None."""
         return self.top_k.index(item_id) + 1 if item_id in self.top_k else None
 
 
+def _rank_in(scores: np.ndarray, item: int) -> int:
+    """1-based rank of ``item`` in ``scores`` (ties: lower id first)."""
+    above = np.count_nonzero(scores > scores[item])
+    return int(above + np.count_nonzero(scores[:item] == scores[item]) + 1)
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What removing each candidate set did to the explained item.
+
+    Attributes:
+        changed: whether the removal explains the item (see :attr:`Baseline.criterion`).
+        replacement: the item that takes the explained item's place (its original rank).
+        new_rank: the explained item's 1-based rank after the removal.
+    """
+
+    changed: np.ndarray
+    replacement: np.ndarray
+    new_rank: np.ndarray
+
+
 class Batch:
-    """Encoded histories explained together: batched model calls with per-history accounting."""
+    """Histories explained together: batched model calls with per-history accounting.
+
+    Every edit is made to the user's **full** history, and the model then reads the most
+    recent ``capacity`` items of what is left, as it would in production: deleting items from
+    the window lets older items slide into it. Padding keeps the window where it is. The
+    explainers pick positions inside the window (``ids[u]``; an item older than the window
+    cannot change what the model reads); :attr:`offsets` maps them to full-history positions.
+
+    Args:
+        model: the recommender.
+        full: each user's whole encoded history (``model.encode(h, window=False)``).
+        exclude_seen: leave each history's own items (all of them, however many edits remove)
+            out of every ranking: the recommendation, and after each removal.
+    """
 
     #: histories per forward pass when scoring
     batch_size: ClassVar[int] = 1024
 
     def __init__(
-        self, model: SequentialModel, ids: list[np.ndarray], exclude_seen: bool = False
+        self, model: SequentialModel, full: list[np.ndarray], exclude_seen: bool = False
     ) -> None:
         self.model = model
-        self.ids = ids
-        #: with ``exclude_seen``, each history's own items never count as its top-1 — neither
-        #: for the recommendation nor after a removal (a fixed candidate pool per user)
-        self.seen = [np.unique(i) for i in ids] if exclude_seen else None
+        self.full = full
+        capacity = model.capacity
+        #: the windows: what the model reads of each history
+        self.ids = [f[-capacity:] for f in full]
+        #: the full-history position of each window's first item
+        self.offsets = [len(f) - len(w) for f, w in zip(full, self.ids, strict=True)]
+        self.seen = [np.unique(f) for f in full] if exclude_seen else None
         self.start = time.perf_counter()
-        self.calls = np.zeros(len(ids), dtype=np.int64)
-        self.rows = np.zeros(len(ids), dtype=np.int64)
+        self.calls = np.zeros(len(full), dtype=np.int64)
+        self.rows = np.zeros(len(full), dtype=np.int64)
+
+    def edit(self, u: int, positions: Iterable[int], removal: Removal) -> np.ndarray:
+        """The window the model reads once ``positions`` (of history ``u``'s window) are removed.
+
+        Args:
+            u: the history.
+            positions: window positions (0 = the window's oldest item).
+            removal: ``"delete"`` (from the full history; older items slide in) or ``"pad"``
+                (the window stays where it is).
+
+        Returns:
+            The edited window, as internal ids.
+        """
+        offset = self.offsets[u]
+        if removal == "pad" or offset == 0:
+            return remove_positions(self.ids[u], positions, removal)
+        edited = np.delete(self.full[u], [offset + p for p in positions])
+        return edited[-self.model.capacity :]
 
     def _account(self, owners: Sequence[int], chunk: int) -> None:
         owners = np.asarray(owners, dtype=np.int64)
@@ -107,22 +206,34 @@ class Batch:
                 scores[row, self.seen[u]] = -np.inf
         return scores
 
-    def top1(self, owners: Sequence[int], seqs: Sequence[np.ndarray]) -> np.ndarray:
-        """The top-1 item id of each of ``seqs``: as ``score(...).argmax(axis=1)``, but scored
-        chunk by chunk so that memory stays bounded however many sets are tried."""
-        out = np.empty(len(seqs), dtype=np.int64)
-        for start in range(0, len(seqs), self.batch_size):
-            chunk = owners[start : start + self.batch_size]
-            scores = self._score_ids(chunk, seqs[start : start + len(chunk)])
-            self._mask_seen(scores, chunk)
-            out[start : start + len(chunk)] = scores.argmax(axis=1)
+    def outcomes(
+        self, owners: Sequence[int], seqs: Sequence[np.ndarray], bases: Sequence[Baseline]
+    ) -> Outcomes:
+        """What each edited window ``seqs[i]`` (of history ``owners[i]``) does to the item
+        explained for its history, scored chunk by chunk so that memory stays bounded however
+        many sets are tried."""
+        n = len(seqs)
+        changed = np.zeros(n, dtype=bool)
+        replacement = np.zeros(n, dtype=np.int64)
+        new_rank = np.zeros(n, dtype=np.int64)
+        owner_ids = np.asarray(owners, dtype=np.int64)
+        targets = np.array([bases[u].target for u in owner_ids], dtype=np.int64)
+        ranks = np.array([bases[u].rank for u in owner_ids], dtype=np.int64)
+        ks = np.array([bases[u].k for u in owner_ids], dtype=np.int64)
+        for start in range(0, n, self.batch_size):
+            part = slice(start, min(start + self.batch_size, n))
+            chunk = owners[part]
+            scores = self._mask_seen(self._score_ids(chunk, seqs[part]), chunk)
+            changed[part], replacement[part], new_rank[part] = _outcomes(
+                scores, targets[part], ranks[part], ks[part]
+            )
         self._account(owners, self.batch_size)
-        return out
+        return Outcomes(changed, replacement, new_rank)
 
     def attention(
         self, targets: Sequence[int], layer: int = -1, chunk: int = 256
     ) -> list[np.ndarray]:
-        """Per-head attention of every history with its target appended (chunked passes)."""
+        """Per-head attention of every window with its target appended (chunked passes)."""
         out: list[np.ndarray] = []
         for start in range(0, len(self.ids), chunk):
             stop = min(start + chunk, len(self.ids))
@@ -130,33 +241,52 @@ class Batch:
         self.calls += 1
         return out
 
-    def baselines(self, k: int) -> list[Baseline]:
-        """Score every unedited history once."""
-        scores = self._mask_seen(self.score(range(len(self.ids)), self.ids), range(len(self.ids)))
-        return [Baseline.from_scores(row, k) for row in scores]
+    def baselines(
+        self,
+        k: int,
+        items: Sequence[int | None] | None = None,
+        ranks: Sequence[int | None] | None = None,
+    ) -> list[Baseline]:
+        """Score every unedited history once and pick the item each explanation is about.
+
+        Args:
+            k: the top-k list's length.
+            items: per history, the id of the item to explain (``None``: by rank).
+            ranks: per history, the 1-based rank of the item to explain (``None``: the top-1).
+
+        Returns:
+            One :class:`Baseline` per history.
+        """
+        users = range(len(self.ids))
+        scores = self._mask_seen(self.score(users, self.ids), users)
+        items = items or [None] * len(self.ids)
+        ranks = ranks or [None] * len(self.ids)
+        return [
+            Baseline.from_scores(row, k, item, rank)
+            for row, item, rank in zip(scores, items, ranks, strict=True)
+        ]
 
     def first_valid(
         self,
         candidates: dict[int, Sequence[tuple[int, ...]]],
         bases: Sequence[Baseline],
         removal: Removal,
-    ) -> dict[int, tuple[list[int], np.ndarray]]:
+    ) -> dict[int, tuple[list[int], Outcomes]]:
         """Score every history's candidate removals in one batch; per history, the indices
-        of the candidates that change its top-1, and each candidate's new top-1."""
+        of the candidates that explain its item, and every candidate's :class:`Outcomes`."""
         owners: list[int] = []
         seqs: list[np.ndarray] = []
         for u, cands in candidates.items():
             owners += [u] * len(cands)
-            seqs += [remove_positions(self.ids[u], c, removal) for c in cands]
-        if not seqs:
-            return {u: ([], np.empty(0, dtype=np.int64)) for u in candidates}
-        new_top = self.top1(owners, seqs)
-        result: dict[int, tuple[list[int], np.ndarray]] = {}
+            seqs += [self.edit(u, c, removal) for c in cands]
+        found = self.outcomes(owners, seqs, bases)
+        result: dict[int, tuple[list[int], Outcomes]] = {}
         offset = 0
         for u, cands in candidates.items():
-            tops = new_top[offset : offset + len(cands)]
+            part = slice(offset, offset + len(cands))
             offset += len(cands)
-            result[u] = ([i for i, t in enumerate(tops) if t != bases[u].target], tops)
+            mine = Outcomes(found.changed[part], found.replacement[part], found.new_rank[part])
+            result[u] = (np.flatnonzero(mine.changed).tolist(), mine)
         return result
 
     def counts(self, u: int, seconds: float) -> dict[str, Any]:
@@ -168,15 +298,47 @@ class Batch:
         }
 
 
+def _outcomes(
+    scores: np.ndarray, targets: np.ndarray, ranks: np.ndarray, ks: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``scores``: whether the removal explains the target, the item now at the
+    target's original rank, and the target's new rank (ties: lower id first, as in top-k).
+
+    Only the rows that need it pay for a full rank count: the top-1 rows whose top-1 changed
+    (the others keep rank 1) and the rows that explain an item further down the list."""
+    top1 = scores.argmax(axis=1)
+    replacement = top1.copy()
+    changed = top1 != targets
+    new_rank = np.ones(len(scores), dtype=np.int64)
+    deep = ranks > 1
+    need = np.flatnonzero(changed | deep)
+    if need.size:
+        sub, t = scores[need], targets[need]
+        st = sub[np.arange(need.size), t][:, None]
+        ties = (sub == st) & (np.arange(sub.shape[1])[None, :] < t[:, None])
+        new_rank[need] = np.count_nonzero(sub > st, axis=1) + np.count_nonzero(ties, axis=1) + 1
+    if deep.any():
+        rows = np.flatnonzero(deep)
+        changed[rows] = new_rank[rows] - 1 >= ks[rows]
+        width = int(ranks[rows].max())
+        sub = scores[rows]
+        top = np.argpartition(-sub, width - 1, axis=1)[:, :width]
+        values = np.take_along_axis(sub, top, axis=1)
+        order = np.lexsort((top, -values), axis=1)
+        ordered = np.take_along_axis(top, order, axis=1)
+        replacement[rows] = ordered[np.arange(rows.size), ranks[rows] - 1]
+    return changed, replacement, new_rank
+
+
 def search_by_size(
     batch: Batch,
     bases: list[Baseline],
     candidates_of: CandidatesOf,
     max_size: int,
     removal: Removal,
-) -> list[tuple[tuple[tuple[int, ...], ...], int | None, int]]:
+) -> list[Searched]:
     """Try candidate sets of size 1, 2, ... ``max_size`` for every history, one batched model
-    call per size; a history stops at the first size where some candidate changes its top-1.
+    call per size; a history stops at the first size where some candidate explains its item.
 
     Args:
         batch: the histories.
@@ -184,14 +346,14 @@ def search_by_size(
         candidates_of: ``candidates_of(u, size)`` lists history ``u``'s candidates of that
             size, best first.
         max_size: the largest size tried.
-        removal: how a set is removed (see :func:`remove_positions`).
+        removal: how a set is removed (see :meth:`Batch.edit`).
 
     Returns:
-        Per history: all valid sets of the first size that has one, the new top-1 after
-        removing the first of them, and the number of candidates tested.
+        Per history: all valid sets of the first size that has one, what removing the first
+        of them does, and the number of candidates tested.
     """
     n_users = len(batch.ids)
-    result: list = [((), None, 0)] * n_users
+    result = [Searched((), None, None, 0) for _ in range(n_users)]
     pending = set(range(n_users))
     tested = [0] * n_users
     for size in range(1, max_size + 1):
@@ -203,8 +365,26 @@ def search_by_size(
         checked = batch.first_valid(round_, bases, removal)
         for u, cands in round_.items():
             tested[u] += len(cands)
-            valid, new_top = checked[u]
+            valid, outcomes = checked[u]
             if valid:
-                result[u] = (tuple(cands[i] for i in valid), int(new_top[valid[0]]), 0)
+                first = valid[0]
+                result[u] = Searched(
+                    tuple(cands[i] for i in valid),
+                    int(outcomes.replacement[first]),
+                    int(outcomes.new_rank[first]),
+                    0,
+                )
                 pending.discard(u)
-    return [(sets, rep, tested[u]) for u, (sets, rep, _) in enumerate(result)]
+    return [
+        Searched(r.sets, r.replacement, r.new_rank, tested[u]) for u, r in enumerate(result)
+    ]
+
+
+@dataclass(frozen=True)
+class Searched:
+    """The result of :func:`search_by_size` for one history."""
+
+    sets: tuple[tuple[int, ...], ...]
+    replacement: int | None
+    new_rank: int | None
+    tested: int

@@ -1,5 +1,6 @@
 """The causal explainer (CLEANN, Rohekar et al. 2023): search the learned graphs around the
-recommended item for the smallest set of history items whose removal changes the top-1."""
+explained item for the smallest set of history items whose removal changes the top-1 (or, for
+an item further down the list, moves it out of the top-k)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 from recausal.causal import PDSTree
 from recausal.discovery import Discovery, DiscoverySettings, Heads, discover_ids
 from recausal.explain.base import Explainer, Found, share_of_sets
-from recausal.explain.batch import Baseline, Batch, search_by_size
+from recausal.explain.batch import Baseline, Batch, Searched, search_by_size
 
 _SETTINGS = frozenset(f.name for f in fields(DiscoverySettings))
 
@@ -111,15 +112,13 @@ class CausalExplainer(Explainer):
 
         searched = search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
         return [
-            _found(len(ids), g, sets, rep, tested)
-            for ids, g, (sets, rep, tested) in zip(batch.ids, graphs, searched, strict=True)
+            _found(len(ids), g, r) for ids, g, r in zip(batch.ids, graphs, searched, strict=True)
         ]
 
 
-def _found(
-    n: int, graphs: _Graphs, sets: tuple[tuple[int, ...], ...], rep: int | None, tested: int
-) -> Found:
-    """The explanation of one history of ``n`` items from its search's result."""
+def _found(n: int, graphs: _Graphs, searched: Searched) -> Found:
+    """The explanation of one window of ``n`` items from its search's result."""
+    sets, tested = searched.sets, searched.tested
     trees, tree = graphs.trees, graphs.tree
     scores = share_of_sets(n, sets)
     for node, dist in tree.nodes.items():  # closeness in the tree breaks ties (< 0.25)
@@ -130,4 +129,11 @@ def _found(
     best = min(range(len(trees)), key=lambda i: sum(trees[i].nodes.get(p, n + 1) for p in chosen))
     key = graphs.discovery.keys[best]
     meta = {"candidates_tested": tested, "tree_nodes": len(tree.nodes) - 1, "graph_head": key}
-    return Found(sets, rep, scores, graph=graphs.discovery.pag(key), meta=meta)
+    return Found(
+        sets,
+        searched.replacement,
+        scores,
+        graph=graphs.discovery.pag(key),
+        meta=meta,
+        new_rank=searched.new_rank,
+    )

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from recausal.causal import PAG
 
 #: version of the JSON form of :meth:`Explanation.to_dict` (docs/explanation-schema.md)
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -26,19 +26,32 @@ class RankedItem:
 class Explanation:
     """Why a model recommended ``recommended`` after ``history``.
 
+    Positions index the user's **full** history (oldest = 0). The model reads only its window,
+    ``history[window_start:]`` (the most recent ``capacity`` items); only window items are
+    candidates, since removing an older item leaves what the model reads unchanged.
+
     Attributes:
         explainer: the explainer's name.
-        history: the (possibly truncated) history, oldest first.
-        recommended: the model's top-1; ``score`` its score; ``top_k`` the top-k list.
-        sets: the minimal explanation sets found (positions into ``history``, oldest = 0):
-            removing any one of them changes the top-1.
-        ranking: every history item with its score, most responsible first.
-        replacement: the new top-1 after removing ``sets[0]``; ``replacement_rank`` its
-            1-based rank in the original ``top_k`` (``None`` when it was not in it).
-        valid: False when no set up to ``max_size`` changes the recommendation.
+        history: the user's full history, oldest first.
+        recommended: the item explained; ``rank`` its 1-based rank in ``top_k`` (1: the
+            top-1); ``score`` its score; ``top_k`` the top-k list.
+        criterion: what each set's removal does: ``"top-1 changes"`` (rank 1) or ``"leaves
+            the top-k"`` (an item further down the list).
+        sets: the minimal explanation sets found (full-history positions): removing any one
+            of them from the history meets ``criterion``.
+        ranking: every window item with its score, most responsible first.
+        replacement: after removing ``sets[0]``, the item at the explained item's original
+            rank (the new top-1 for the top-1); ``replacement_rank`` its 1-based rank in the
+            original ``top_k`` (``None`` when it was not in it); ``new_rank`` the rank the
+            explained item falls to.
+        valid: False when no set up to ``max_size`` meets the criterion.
+        removal: ``"delete"`` (older items slide into the window, see :attr:`slid_in`) or
+            ``"pad"`` (the window stays fixed).
+        exclude_seen: whether the history's items were left out of every ranking.
         model_calls, histories_scored, seconds: the cost of the explanation.
         meta: the explainer's parameters, the model and the explainer's own findings.
-        graph: the causal graph the explanation was read from (causal explainer only).
+        graph: the causal graph the explanation was read from (causal explainer only); its
+            node ``i`` is history position ``window_start + i``, its last node the item.
 
     Example:
         >>> e = get_explainer("causal").explain(model, history)  # doctest: +SKIP
@@ -63,6 +76,20 @@ class Explanation:
     seconds: float
     meta: dict[str, Any] = field(default_factory=dict)
     graph: PAG | None = field(default=None, compare=False, repr=False)
+    rank: int = 1
+    criterion: str = "top-1 changes"
+    new_rank: int | None = None
+    window_start: int = 0
+    exclude_seen: bool = False
+
+    @property
+    def slid_in(self) -> tuple[int, ...]:
+        """Positions of the older items that slide into the model's window once ``sets[0]``
+        is deleted (none with padding, or when the whole history fits)."""
+        if not self.sets or self.removal != "delete":
+            return ()
+        start = max(0, self.window_start - len(self.sets[0]))
+        return tuple(range(start, self.window_start))
 
     @property
     def set_items(self) -> tuple[tuple[str, ...], ...]:
@@ -88,8 +115,12 @@ class Explanation:
             "explainer": self.explainer,
             "history": list(self.history),
             "recommended": self.recommended,
+            "rank": self.rank,
+            "criterion": self.criterion,
             "score": self.score,
             "top_k": list(self.top_k),
+            "window_start": self.window_start,
+            "exclude_seen": self.exclude_seen,
             "valid": self.valid,
             "size": self.size,
             "sets": [
@@ -100,6 +131,8 @@ class Explanation:
             ],
             "replacement": self.replacement,
             "replacement_rank": self.replacement_rank,
+            "new_rank": self.new_rank,
+            "slid_in": [{"position": p, "item": self.history[p]} for p in self.slid_in],
             "max_size": self.max_size,
             "removal": self.removal,
             "model_calls": self.model_calls,

@@ -1,9 +1,11 @@
 """The contract every model family meets: :class:`SequentialModel`.
 
 A model is addressed with external item tokens; histories are lists of them, oldest first.
-Each model uses at most ``capacity = max_seq_length - 1`` history items, the most recent, so
-that the recommended item fits in the sequence beside them (appended for SASRec, in place of
-the mask token for BERT4Rec): the recommendation that is explained is exactly the one shown.
+Each model reads at most ``capacity = max_seq_length - 1`` history items, the most recent (its
+*window*), so that the recommended item fits in the sequence beside them (appended for SASRec,
+in place of the mask token for BERT4Rec): the recommendation that is explained is exactly the
+one shown. Items the user has already interacted with are left out of recommendations when
+the model's dataset has no repeated user–item interactions (:attr:`SequentialModel.excludes_seen`).
 The families are in :mod:`recausal.models.families`; the users' histories and the items'
 titles come from the data layer (:mod:`recausal.data`).
 """
@@ -25,6 +27,7 @@ from recausal._checks import is_int
 from recausal.errors import (
     EmptyHistoryError,
     InvalidInputError,
+    RecausalError,
     RecausalWarning,
     UnknownItemError,
     UnknownUserError,
@@ -117,15 +120,17 @@ class SequentialModel(ABC):
         """Number of item ids including the padding id 0."""
         return len(self.items)
 
-    def encode(self, history: History, *, warn: bool = True) -> np.ndarray:
+    def encode(self, history: History, *, warn: bool = True, window: bool = True) -> np.ndarray:
         """Map a history of item tokens to internal ids, keeping the ``capacity`` most recent.
 
         Args:
             history: item tokens, oldest first.
             warn: warn with a :class:`RecausalWarning` when the history is cut.
+            window: cut the history to the model's window; ``False`` keeps every item (for
+                edits of the full history, see :mod:`recausal.explain.batch`).
 
         Returns:
-            The internal ids, at most ``capacity`` of them.
+            The internal ids, at most ``capacity`` of them unless ``window`` is ``False``.
         """
         if isinstance(history, str):
             raise InvalidInputError(
@@ -142,7 +147,7 @@ class SequentialModel(ABC):
                     f"item {token!r} (history position {pos}) is not known to model {self.name}"
                 )
             ids[pos] = idx
-        if len(ids) > self.capacity:
+        if window and len(ids) > self.capacity:
             if warn:
                 warnings.warn(
                     f"history has {len(ids)} items; keeping the most recent {self.capacity} "
@@ -153,6 +158,48 @@ class SequentialModel(ABC):
                 )
             ids = ids[-self.capacity :]
         return ids
+
+    @cached_property
+    def repeated_interactions(self) -> bool | None:
+        """Whether a user can interact with the same item again in the model's dataset.
+
+        Recorded in the bundle at training time (``meta["dataset"]["repeated_interactions"]``);
+        for an older bundle it is found from the dataset's histories, and it is ``None`` when
+        neither is available.
+        """
+        recorded = (self.meta.get("dataset") or {}).get("repeated_interactions")
+        if isinstance(recorded, bool):
+            return recorded
+        try:
+            histories = self._user_histories
+        except RecausalError:
+            return None
+        return any(len(set(h)) < len(h) for h in histories.values())
+
+    @property
+    def excludes_seen(self) -> bool:
+        """The default seen-item policy: leave out the items of a user's history when the
+        dataset has no repeated interactions (nobody rates a film twice), keep them when it
+        has them or when that is unknown."""
+        return self.repeated_interactions is False
+
+    def seen_policy(self, exclude_seen: bool | None) -> bool:
+        """Resolve a seen-item option: ``None`` means the model's default.
+
+        Args:
+            exclude_seen: ``True``/``False`` to force the policy, ``None`` for
+                :attr:`excludes_seen`.
+
+        Returns:
+            Whether the items of the history are left out of the recommendations.
+        """
+        if exclude_seen is None:
+            return self.excludes_seen
+        if not isinstance(exclude_seen, bool):
+            raise InvalidInputError(
+                f"exclude_seen must be True, False or None; got {exclude_seen!r}"
+            )
+        return exclude_seen
 
     def decode(self, ids: Sequence[int]) -> list[str]:
         """Map internal item ids back to tokens.
@@ -253,26 +300,29 @@ class SequentialModel(ABC):
         return self.score_ids([self.encode(h) for h in as_batch(histories)])
 
     def recommend(
-        self, histories: Sequence[History], k: int = 10, exclude_seen: bool = False
+        self, histories: Sequence[History], k: int = 10, exclude_seen: bool | None = None
     ) -> list[Recommendation]:
         """Top-k items and scores for each history of a batch.
 
         Args:
-            histories: a list of histories, each a list of item tokens.
+            histories: a list of histories, each a list of item tokens (a history longer than
+                the model's window is read through its most recent ``capacity`` items).
             k: how many items (at most ``n_items - 1``).
-            exclude_seen: leave out the items of the history itself (off by default, as in
-                RecBole's evaluation of sequential models).
+            exclude_seen: leave out every item of the history (all of it, not only the
+                window); ``None`` (default) follows :attr:`excludes_seen`.
 
         Returns:
             One :class:`~recausal.models.batch.Recommendation` per history.
         """
         if not is_int(k) or k < 1:
             raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        exclude = self.seen_policy(exclude_seen)
         batch = as_batch(histories)
-        scores = self.score(batch)
-        if exclude_seen:
-            for row, history in zip(scores, batch, strict=True):
-                row[self.encode(history, warn=False)] = -np.inf
+        full = [self.encode(h, window=False) for h in batch]
+        scores = self.score_ids([ids[-self.capacity :] for ids in full])
+        if exclude:
+            for row, ids in zip(scores, full, strict=True):
+                row[ids] = -np.inf
         k = min(int(k), self.n_items - 1)
         return [self._top_k(row, k) for row in scores]
 

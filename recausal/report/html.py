@@ -46,6 +46,7 @@ margin:0 0 16px}
 max-width:260px}
 .hist li.cause{background:#f4a261;border-color:#b5651d}
 .hist li.alt{background:#fde8d4}
+.hist li.slid{border-style:dashed;color:#555}
 .hist .pos{color:#5f6b73;font-size:11px;margin-right:4px}
 .two{display:flex;gap:16px;flex-wrap:wrap}
 .two>div{flex:1 1 300px}
@@ -118,31 +119,47 @@ class _Names:
 
 
 def _verdict(expl: Explanation, names: _Names) -> str:
+    k = len(expl.top_k)
+    effect = "changes the recommendation" if expl.rank == 1 else f"moves it out of the top {k}"
     if expl.valid and expl.sets:
         size = len(expl.sets[0])
         causes = ", ".join(names.html(expl.history[p]) for p in expl.sets[0])
         noun = "item" if size == 1 else f"{size} items"
         lines = [
-            f"<p>Removing {'this' if size == 1 else 'these'} {noun} from the history changes "
-            f"the recommendation: {causes}.</p>"
+            f"<p>Removing {'this' if size == 1 else 'these'} {noun} from the history {effect}: "
+            f"{causes}.</p>"
         ]
         if expl.replacement is not None:
             rank = (
-                f"rank {expl.replacement_rank} of the original top {len(expl.top_k)}"
+                f"rank {expl.replacement_rank} of the original top {k}"
                 if expl.replacement_rank is not None
-                else f"not in the original top {len(expl.top_k)}"
+                else f"not in the original top {k}"
             )
+            without = "it" if size == 1 else "them"
+            if expl.rank == 1:
+                lines.append(
+                    f"<p>Without {without}, the model recommends "
+                    f"{names.html(expl.replacement)} instead ({rank}).</p>"
+                )
+            else:
+                lines.append(
+                    f"<p>Without {without}, it falls to rank {expl.new_rank}, and "
+                    f"{names.html(expl.replacement)} ({rank}) takes its place.</p>"
+                )
+        if expl.slid_in:
+            slid = ", ".join(names.html(expl.history[p]) for p in expl.slid_in)
             lines.append(
-                f"<p>Without {'it' if size == 1 else 'them'}, the model recommends "
-                f"{names.html(expl.replacement)} instead ({rank}).</p>"
+                f"<p class='sub'>The model reads the {len(expl.history) - expl.window_start} "
+                f"most recent items; deleting these lets older ones slide in: {slid}.</p>"
             )
         return "<section class='verdict'>" + "".join(lines) + "</section>"
     how = "deleting" if expl.removal == "delete" else "padding out"
+    target = "top-1 recommendation" if expl.rank == 1 else f"item's place in the top {k}"
     return (
         "<section class='verdict none'>"
         f"<p><b>No explanation found up to size {expl.max_size}.</b></p>"
         f"<p>None of the sets of at most {expl.max_size} history items that the "
-        f"{escape(expl.explainer)} explainer tried changed the top-1 recommendation when "
+        f"{escape(expl.explainer)} explainer tried changed the {target} when "
         f"removed (by {how} them). The recommendation may rest on more items, or on none "
         "of the history in particular.</p></section>"
     )
@@ -153,7 +170,7 @@ def _recommendation(expl: Explanation, names: _Names) -> str:
     for item in expl.top_k:
         tags = ""
         if item == expl.recommended:
-            tags += "<span class='tag'>recommended</span>"
+            tags += "<span class='tag'>explained</span>"
         if item == expl.replacement:
             tags += "<span class='tag repl'>replacement</span>"
         cls = " class='rec'" if item == expl.recommended else ""
@@ -165,7 +182,7 @@ def _recommendation(expl: Explanation, names: _Names) -> str:
             f"{names.html(expl.replacement)}</p>"
         )
     return (
-        "<div><h2>Recommendation</h2>"
+        f"<div><h2>Recommendation{'' if expl.rank == 1 else f' #{expl.rank}'}</h2>"
         f"<p class='rec' style='font-size:18px;margin:0 0 4px'>{names.html(expl.recommended)}</p>"
         f"<p class='sub' style='margin:0'>score {_fmt(expl.score)}</p></div>"
         f"<div><h2>Original top {len(expl.top_k)}</h2>"
@@ -176,15 +193,33 @@ def _recommendation(expl: Explanation, names: _Names) -> str:
 def _history(expl: Explanation, names: _Names) -> str:
     first = set(expl.sets[0]) if expl.sets else set()
     others = {p for s in expl.sets[1:] for p in s} - first
+    slid = set(expl.slid_in)
+    shown = min(expl.window_start, min(slid, default=expl.window_start))
     chips = []
-    for pos, item in enumerate(expl.history):
-        cls = " class='cause'" if pos in first else (" class='alt'" if pos in others else "")
+    for pos in range(shown, len(expl.history)):
+        item = expl.history[pos]
+        cls = (
+            " class='cause'"
+            if pos in first
+            else " class='alt'"
+            if pos in others
+            else " class='slid'"
+            if pos in slid
+            else ""
+        )
         chips.append(f"<li{cls}><span class='pos'>{pos}</span>{names.html(item)}</li>")
     note = "oldest first"
+    if expl.window_start:
+        note += (
+            f"; the model reads the {len(expl.history) - expl.window_start} most recent items "
+            f"(from position {expl.window_start}), {expl.window_start} older ones are not shown"
+        )
     if first:
         note += "; the items that caused the recommendation are highlighted"
     if others:
         note += " (lighter: items of the other minimal explanations)"
+    if slid:
+        note += "; dashed: older items that slide into the window once the cause is deleted"
     return (
         f"<section><h2>History ({len(expl.history)} items)</h2>"
         f"<p class='sub'>{note}.</p><ol class='hist'>{''.join(chips)}</ol></section>"
@@ -213,11 +248,13 @@ def _graph(expl: Explanation, names: _Names) -> str:
     if graph is None:
         return ""
     n = graph.n_nodes
+    window = expl.history[expl.window_start :]
     items = graph.items
-    if items is None and n == len(expl.history) + 1:
-        items = (*expl.history, expl.recommended)
+    if items is None and n == len(window) + 1:
+        items = (*window, expl.recommended)
     labels = node_labels(items, names.titles)
-    highlight = [p for p in (expl.sets[0] if expl.sets else ()) if 0 <= p < n and p != graph.target]
+    chosen = [p - expl.window_start for p in (expl.sets[0] if expl.sets else ())]
+    highlight = [p for p in chosen if 0 <= p < n and p != graph.target]
     svg = draw_pag(
         graph,
         highlight=highlight,
@@ -227,7 +264,8 @@ def _graph(expl: Explanation, names: _Names) -> str:
     svg = _XML_DECL.sub("", svg)
     return (
         "<section><h2>Causal graph</h2>"
-        "<p class='sub'>Nodes are history positions (0 = oldest) and the recommendation (T). "
+        f"<p class='sub'>Nodes are the positions of the model's window (node i is history "
+        f"position {expl.window_start} + i) and the recommendation (T). "
         "Edge marks: arrowhead, tail or circle (undetermined); highlighted nodes are the "
         f"explanation.</p><div class='graph'>{svg}</div></section>"
     )

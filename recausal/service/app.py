@@ -64,7 +64,7 @@ def _finite(obj: Any) -> Any:
 
 
 def _history(sm: ServedModel, body: HistoryRequest) -> usecases.UsedHistory:
-    """The body's history (a user's or the given items), cut to the model's capacity."""
+    """The body's history (a user's or the given items), whole."""
     if body.history is not None:
         return usecases.given_history(sm.model, body.history)
     return usecases.user_history(sm.model, str(body.user))
@@ -77,7 +77,7 @@ def _answer(sm: ServedModel, hist: usecases.UsedHistory, **fields: Any) -> JSONR
         "model": sm.name,
         "user": hist.user,
         "history_length": hist.length,
-        "history_used": len(hist.items),
+        "history_used": hist.window,
     }
     return JSONResponse(_finite({**head, **fields}))
 
@@ -110,17 +110,29 @@ async def recommend(body: RecommendRequest, pool: Pool) -> JSONResponse:
 
     def work() -> tuple[usecases.UsedHistory, list[dict[str, Any]]]:
         hist = _history(sm, body)
-        return hist, usecases.recommendation_rows(sm.model, hist.items, body.k, titles=sm.titles)
+        rows = usecases.recommendation_rows(
+            sm.model, hist.items, body.k, titles=sm.titles, exclude_seen=body.exclude_seen
+        )
+        return hist, rows
 
     hist, rows = await run_in_threadpool(sm.run, work)
     return _answer(sm, hist, k=body.k, recommendations=rows)
 
 
-@router.post("/explain", summary="Which history items caused the top-1 recommendation")
+@router.post(
+    "/explain", summary="Which history items caused a recommendation (the top-1, or any item)"
+)
 async def explain(body: ExplainRequest, pool: Pool) -> JSONResponse:
     sm = pool.pick(body.model)
     name = usecases.check_explainer(body.explainer)
-    params = {"max_size": body.max_size, "removal": body.removal, "seed": body.seed}
+    params = {
+        "max_size": body.max_size,
+        "removal": body.removal,
+        "seed": body.seed,
+        "exclude_seen": body.exclude_seen,
+        "item": None if body.item is None else str(body.item),
+        "rank": body.rank,
+    }
 
     def work() -> tuple[usecases.UsedHistory, Explanation]:
         hist = _history(sm, body)
@@ -145,10 +157,20 @@ async def explain_page(
     max_size: Annotated[int, Query(ge=1, le=MAX_SET_SIZE)] = 5,
     removal: Literal["delete", "pad"] = "delete",
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)] = 0,
+    item: Annotated[str | None, Query(max_length=64)] = None,
+    rank: Annotated[int | None, Query(ge=1, le=MAX_K)] = None,
+    exclude_seen: bool | None = None,
 ) -> HTMLResponse:
     sm = pool.pick(model)
     name = usecases.check_explainer(explainer)
-    params = {"max_size": max_size, "removal": removal, "seed": seed}
+    params = {
+        "max_size": max_size,
+        "removal": removal,
+        "seed": seed,
+        "item": item,
+        "rank": rank,
+        "exclude_seen": exclude_seen,
+    }
 
     def work() -> Explanation:
         return _explain(sm, usecases.user_history(sm.model, user).items, name, k, params)
@@ -165,6 +187,8 @@ async def graph(
     model: Annotated[str | None, Query(max_length=200)] = None,
     head: Annotated[int | None, Query(ge=0, le=1023)] = None,
     format: Literal["json", "svg"] = "json",
+    item: Annotated[str | None, Query(max_length=64)] = None,
+    exclude_seen: bool | None = None,
 ) -> Response:
     discover = _discover_function()
     if discover is None:
@@ -173,7 +197,9 @@ async def graph(
 
     def work() -> Any:
         items = usecases.user_history(sm.model, user).items
-        return usecases.causal_graph(sm.model, items, head=head, discover=discover)
+        return usecases.causal_graph(
+            sm.model, items, head=head, discover=discover, target=item, exclude_seen=exclude_seen
+        )
 
     pag = await run_in_threadpool(sm.run, work)
     if format == "svg":

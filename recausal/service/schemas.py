@@ -25,6 +25,11 @@ class HistoryRequest(BaseModel):
         None, description="Item tokens, oldest first (instead of user)."
     )
     k: Annotated[StrictInt, Field(ge=1, le=MAX_K)] = Field(10, description="Top-k size.")
+    exclude_seen: bool | None = Field(
+        None,
+        description="Leave out the items of the history (default: when the model's dataset "
+        "has no repeated interactions).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> HistoryRequest:
@@ -47,3 +52,15 @@ class ExplainRequest(HistoryRequest):
     removal: Literal["delete", "pad"] = "delete"
     seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 0
     include_graph: bool = True
+    item: Token | None = Field(None, description="Explain this item of the top-k list.")
+    rank: Annotated[StrictInt, Field(ge=1, le=MAX_K)] | None = Field(
+        None, description="Explain the item at this rank of the top-k list (1 = the top-1)."
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ExplainRequest:
+        if self.item is not None and self.rank is not None:
+            raise ValueError("give 'item' or 'rank', not both")
+        if self.rank is not None and self.rank > self.k:
+            raise ValueError(f"rank must be between 1 and k ({self.k}); got {self.rank}")
+        return self
