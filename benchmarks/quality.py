@@ -23,6 +23,7 @@ def main(bundles: list[str]) -> None:
         rows = {
             "RecBole trainer": model.meta["metrics"],
             "recausal adapter": next_item_metrics(model),
+            "recausal adapter, seen items excluded": next_item_metrics(model, exclude_seen=True),
         }
         for source, m in rows.items():
             print(
@@ -32,12 +33,13 @@ def main(bundles: list[str]) -> None:
             )
         datasets[model.dataset_name] = resolve_dataset(model.dataset_name)
     for name, files in datasets.items():
-        pop = popularity_baseline(files)
-        print(
-            f"| most popular ({name}) | recausal.data | {pop.valid['hit@10']:.4f} | "
-            f"{pop.valid['ndcg@10']:.4f} | {pop.test['hit@10']:.4f} | "
-            f"{pop.test['ndcg@10']:.4f} |"
-        )
+        for label, exclude in (("recausal.data", False), ("recausal.data, seen excluded", True)):
+            pop = popularity_baseline(files, exclude_seen=exclude)
+            print(
+                f"| most popular ({name}) | {label} | {pop.valid['hit@10']:.4f} | "
+                f"{pop.valid['ndcg@10']:.4f} | {pop.test['hit@10']:.4f} | "
+                f"{pop.test['ndcg@10']:.4f} |"
+            )
 
 
 if __name__ == "__main__":

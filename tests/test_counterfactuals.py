@@ -265,3 +265,17 @@ def test_service_explains_any_item_of_the_list(sasrec):
         for bad in ({"rank": 6}, {"rank": 0}, {"item": outside}, {"item": "x", "rank": 1}):
             answer = client.post("/explain", json={**body, **bad})
             assert 400 <= answer.status_code < 500 and "error" in answer.json(), bad
+
+
+def test_popularity_ranks_without_seen_items_by_hand():
+    from recausal.data.popularity import popularity_metrics
+
+    # leave-one-out: u1 trains on a b c a, tests a b c a x -> d; u2 trains on a b, tests
+    # a b y -> z. Training counts a 3, b 2, c 1: the ranking is a b c d x y z.
+    histories = {"u1": ["a", "b", "c", "a", "x", "d"], "u2": ["a", "b", "y", "z"]}
+    items = ["a", "b", "c", "d", "x", "y", "z"]
+    kept = popularity_metrics(histories, k=2, items=items)
+    excluded = popularity_metrics(histories, k=2, items=items, exclude_seen=True)
+    # kept: d at 4, z at 7; without seen items: d at 1 (a b c seen), z at 4 (a b y seen)
+    assert kept.test == {"hit@2": 0.0, "ndcg@2": 0.0}
+    assert excluded.test == {"hit@2": 0.5, "ndcg@2": 0.5}

@@ -97,8 +97,12 @@ def popularity_metrics(
     k: int = 10,
     items: Sequence[str] | None = None,
     dataset: str = "",
+    exclude_seen: bool = False,
 ) -> BaselineResult:
-    """The popularity baseline's metrics on ``histories`` (user → items, oldest first)."""
+    """The popularity baseline's metrics on ``histories`` (user → items, oldest first).
+
+    With ``exclude_seen``, the items of each case's history are left out of its ranking.
+    """
     k = _check_k(k)
     ranking = popularity_ranking(histories, items)
     rank_of = {item: r for r, item in enumerate(ranking, start=1)}
@@ -107,8 +111,14 @@ def popularity_metrics(
     if missing:
         raise InvalidInputError(f"items={items!r} lacks target items {sorted(missing)!r}")
 
+    def rank(case: EvalCase) -> int:
+        r = rank_of[case.target]
+        if exclude_seen:
+            r -= sum(1 for item in set(case.history) if rank_of.get(item, r) < r)
+        return r
+
     def ranks(cases: Sequence[EvalCase]) -> list[int]:
-        return [rank_of[c.target] for c in cases]
+        return [rank(c) for c in cases]
 
     return BaselineResult(
         name="most-popular",
@@ -127,8 +137,11 @@ def popularity_baseline(
     k: int = 10,
     *,
     config: Mapping[str, Any] | None = None,
+    exclude_seen: bool = False,
 ) -> BaselineResult:
     """Hit@k and NDCG@k of the most-popular recommender on ``dataset``, valid and test.
+
+    With ``exclude_seen``, the items of each case's history are left out of its ranking.
 
     ``dataset`` is anything :func:`recausal.data.resolve_dataset` accepts; ``config`` the RecBole
     settings in use, which decide how timestamps tie (see :func:`dataset_histories`). No
@@ -139,4 +152,4 @@ def popularity_baseline(
     histories = dataset_histories(files, config)
     item_field = (config or {}).get("ITEM_ID_FIELD", "item_id")
     items = list(dict.fromkeys(read_atomic(files.inter)[item_field].astype(str)))
-    return popularity_metrics(histories, k, items, dataset=files.name)
+    return popularity_metrics(histories, k, items, dataset=files.name, exclude_seen=exclude_seen)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,8 +44,26 @@ def parse_users(text: str) -> str | int:
 
 
 def _read_ids(path: str) -> list[str]:
-    """The user ids of a file: one a line, blank lines and ``#`` comments skipped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    """The user ids of a UTF-8 file (a leading byte-order mark is allowed): one a line, blank
+    lines and ``#`` comments skipped. ``InvalidInputError`` naming the file (and the offset of a
+    byte that is not UTF-8) when it cannot be read."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(
+            f"users file {path!r} cannot be read ({exc.strerror or exc})"
+        ) from None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise InvalidInputError(
+            f"users file {path!r}: byte 0x{data[offset]:02x} at offset {offset} (line {line}) is "
+            "not UTF-8; save the file as UTF-8 text, one user id a line"
+        ) from None
+    lines = text.splitlines()
     return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
 
 
