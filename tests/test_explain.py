@@ -208,6 +208,10 @@ def test_registry_names_every_explainer_once():
             "random",
             "occlusion",
             "exhaustive",
+            "integrated-gradients",
+            "kernel-shap",
+            "lime",
+            "shapley-sampling",
         )
     )
     assert all(EXPLAINERS[n].name == n for n in explainer_names())

@@ -150,3 +150,17 @@ def test_explanations_equal_plain_path(any_model, monkeypatch, layers, explainer
         dp.pop("seconds")
         assert df == dp
     assert any(e.valid for e in fast)
+
+
+def test_an_emptied_history_scores_the_same_in_every_batch(sasrec):
+    """Its output once depended on the batch's padded width (every key masked)."""
+    empty = np.zeros(0, dtype=np.int64)
+    longest = np.arange(1, sasrec.capacity + 1) % (sasrec.n_items - 1) + 1
+    alone = sasrec.score_ids([empty])
+    for fast in (True, False):
+        sasrec.fast_scoring = fast
+        try:
+            beside = sasrec.score_ids([empty, longest, np.array([3])])
+        finally:
+            sasrec.fast_scoring = True
+        np.testing.assert_allclose(beside[0, 1:], alone[0, 1:], atol=1e-5)

@@ -53,6 +53,8 @@ OWN_OUTPUTS = (
     "sizes.png",
     "deletion.png",
     "replacement_rank.png",
+    "perturbation.png",
+    "probability.png",
 )
 
 #: the (user, explainer) pairs of each chunk's rows, in order, by chunk index

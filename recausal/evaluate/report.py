@@ -16,13 +16,23 @@ from typing import Any
 import pandas as pd
 
 from recausal._io import write_atomic
-from recausal.evaluate.measures import deletion_curve, summarize, summary_markdown
+from recausal.evaluate.measures import (
+    KS,
+    REFERENCE,
+    deletion_curve,
+    paired_tests,
+    perturbation_curve,
+    summarize,
+    summary_markdown,
+)
 from recausal.evaluate.schema import LIST_COLUMNS
 
 PLOTS = {
     "sizes": "sizes.png",
     "deletion": "deletion.png",
     "replacement_rank": "replacement_rank.png",
+    "perturbation": "perturbation.png",
+    "probability": "probability.png",
 }
 
 
@@ -57,19 +67,40 @@ def rows_to_parquet(rows: pd.DataFrame) -> bytes:
         "set_items": pa.list_(pa.string()),
         "sets": pa.list_(pa.list_(pa.int64())),
         "deletion": pa.list_(pa.bool_()),
+        "pos_ranks": pa.list_(pa.int64()),
+        "neg_ranks": pa.list_(pa.int64()),
+        "del_probs": pa.list_(pa.float64()),
+        "ins_probs": pa.list_(pa.float64()),
+        "pn_s_item": pa.bool_(),
     }
     table = pa.Table.from_pandas(rows.drop(columns=list(types)), preserve_index=False)
     for col, typ in types.items():
-        array = pa.array(list(rows[col]), type=typ)
+        cells = [None if v is None or v is pd.NA else v for v in rows[col]]
+        array = pa.array(cells, type=typ)
         table = table.add_column(list(rows.columns).index(col), col, array)
     buf = io.BytesIO()
     pq.write_table(table, buf)
     return buf.getvalue()
 
 
-def summary_json(rows: pd.DataFrame, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The summary as a JSON-ready object: the run's manifest and one record per explainer."""
-    summary = summarize(rows)
+def summary_json(
+    rows: pd.DataFrame,
+    manifest: dict[str, Any] | None = None,
+    summary: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The summary as a JSON-ready object.
+
+    Args:
+        rows: the rows.
+        manifest: the run's manifest.
+        summary: ``summarize(rows)`` if already computed.
+
+    Returns:
+        The manifest, one record per explainer (figures, their 95% bootstrap intervals and
+        p-values), and the paired tests against the causal explainer in full.
+    """
+    summary = summarize(rows) if summary is None else summary
+    tests = paired_tests(rows, REFERENCE)
     return {
         "manifest": manifest or {},
         "n_rows": len(rows),
@@ -77,10 +108,15 @@ def summary_json(rows: pd.DataFrame, manifest: dict[str, Any] | None = None) -> 
             {"explainer": name, **{k: _clean(v) for k, v in rec.items()}}
             for name, rec in summary.iterrows()
         ],
+        "paired_tests": [
+            {k: _clean(v) for k, v in rec.items()} for rec in tests.to_dict("records")
+        ],
     }
 
 
-def _markdown(rows: pd.DataFrame, manifest: dict[str, Any] | None) -> str:
+def _markdown(
+    rows: pd.DataFrame, manifest: dict[str, Any] | None, summary: pd.DataFrame | None = None
+) -> str:
     args = (manifest or {}).get("arguments", {})
     lines = ["# Explainer comparison", ""]
     if args:
@@ -94,15 +130,18 @@ def _markdown(rows: pd.DataFrame, manifest: dict[str, Any] | None) -> str:
         if manifest and manifest.get("elapsed_seconds") is not None:
             lines += ["", f"Wall time of the (last) run: {manifest['elapsed_seconds']:.1f} s."]
         lines.append("")
-    lines.append(summary_markdown(summarize(rows)))
+    lines.append(summary_markdown(summarize(rows) if summary is None else summary))
     lines += [
         "Definitions: `valid` = share of users with an explanation up to the maximal size; sizes "
         "and replacement ranks are over valid rows; `repl. rank` = mean rank of the new top-1 in "
         "the original top-k (lower = a smaller change), over valid rows where it is in the "
-        "top-k; `model calls` and `s/user` per user. See recausal/evaluate/measures.py.",
+        "top-k; `model calls` and `s/user` per user. Brackets: 95% percentile bootstrap "
+        "intervals over users (1000 resamples, seed 0). ↓ / ↑: lower / higher is better. "
+        "See docs/method.md §6 and recausal/evaluate/measures.py.",
         "",
         "Plots: [sizes](sizes.png), [deletion curves](deletion.png), "
-        "[replacement ranks](replacement_rank.png).",
+        "[replacement ranks](replacement_rank.png), [POS/NEG curves](perturbation.png), "
+        "[DEL/INS curves](probability.png).",
         "",
     ]
     return "\n".join(lines)
@@ -185,6 +224,72 @@ def plot_replacement_ranks(rows: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def _curve_panel(ax: Any, rows: pd.DataFrame, kind: str, k: int | None) -> None:
+    """One perturbation curve per explainer, with its 95% bootstrap band."""
+    curve = perturbation_curve(rows, kind, k)
+    for name, part in curve.groupby("explainer", sort=False):
+        (line,) = ax.plot(part["step"] * 10, part["value"], marker=".", label=str(name))
+        ax.fill_between(
+            part["step"] * 10, part["ci_low"], part["ci_high"], color=line.get_color(), alpha=0.2
+        )
+    ax.set_xticks([20, 40, 60, 80, 100])
+    ax.grid(alpha=0.3)
+
+
+def plot_perturbation(rows: pd.DataFrame, path: Path) -> None:
+    """POS@k (top) and NEG@k (bottom) curves for each k of :data:`KS`: share of users whose
+    item stays in the top-k once the most (POS) / least (NEG) important 10%, 20%, ... of the
+    ranked window are removed, per explainer with 95% bootstrap bands.
+
+    Args:
+        rows: the rows.
+        path: the PNG to write.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(KS), figsize=(3.2 * len(KS), 6), sharex=True, sharey=True)
+    for col, k in enumerate(KS):
+        for row, kind in enumerate(("pos", "neg")):
+            ax = axes[row][col]
+            _curve_panel(ax, rows, kind, k)
+            ax.set_title(f"{kind.upper()}@{k} ({'lower' if kind == 'pos' else 'higher'} = better)")
+            ax.set_ylim(-0.02, 1.02)
+            if row == 1:
+                ax.set_xlabel("% of ranked window removed")
+    for row in (0, 1):
+        axes[row][0].set_ylabel("share with item in top-k")
+    axes[0][-1].legend(fontsize="small")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
+def plot_probability(rows: pd.DataFrame, path: Path) -> None:
+    """DEL and INS curves: the explained item's mean probability once the most important 10%,
+    20%, ... of the ranked window are removed (DEL) / are all that is kept (INS), per
+    explainer with 95% bootstrap bands.
+
+    Args:
+        rows: the rows.
+        path: the PNG to write.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for ax, kind, title in (
+        (axes[0], "del", "DEL: top items removed (lower = better)"),
+        (axes[1], "ins", "INS: only top items kept (higher = better)"),
+    ):
+        _curve_panel(ax, rows, kind, None)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("% of ranked window")
+        ax.set_ylabel("probability of the item")
+    axes[1].legend(fontsize="small")
+    fig.tight_layout()
+    _save_figure(fig, path)
+    plt.close(fig)
+
+
 def write_report(
     rows: pd.DataFrame,
     out: str | os.PathLike,
@@ -203,8 +308,10 @@ def write_report(
     }
     write_atomic(written["rows.parquet"], rows_to_parquet(rows))
     write_atomic(written["rows.csv"], rows_to_csv(rows).encode("utf-8"))
-    write_atomic(written["summary.md"], _markdown(rows, manifest).encode("utf-8"))
-    payload = json.dumps(summary_json(rows, manifest), indent=2, ensure_ascii=False) + "\n"
+    summary = summarize(rows)
+    write_atomic(written["summary.md"], _markdown(rows, manifest, summary).encode("utf-8"))
+    payload = json.dumps(summary_json(rows, manifest, summary), indent=2, ensure_ascii=False)
+    payload += "\n"
     write_atomic(written["summary.json"], payload.encode("utf-8"))
     if plots:
         from recausal.errors import require_extra
@@ -215,6 +322,8 @@ def write_report(
             ("sizes", plot_sizes),
             ("deletion", plot_deletion),
             ("replacement_rank", plot_replacement_ranks),
+            ("perturbation", plot_perturbation),
+            ("probability", plot_probability),
         ):
             path = out / PLOTS[key]
             draw(rows, path)

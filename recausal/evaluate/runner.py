@@ -21,7 +21,7 @@ from recausal.errors import InvalidInputError, RecausalError
 from recausal.evaluate.engines import Chunk, run_chunks
 from recausal.evaluate.journal import Expected, Journal, make_manifest
 from recausal.evaluate.report import write_report
-from recausal.evaluate.schema import rows_frame
+from recausal.evaluate.schema import ROWS_VERSION, rows_frame
 from recausal.evaluate.spec import DEFAULT_EXPLAINERS, check_engine, job_spec
 from recausal.evaluate.users import Users, resolve_users
 from recausal.usecases import user_history
@@ -125,6 +125,7 @@ def evaluate(
         index: [(u, n) for u, _ in pairs for n in spec.explainers] for index, pairs in chunks
     }
     manifest = make_manifest(model, user_ids, spec, users)
+    manifest["arguments"]["rows_version"] = ROWS_VERSION  # older journals are refused
     if command:
         manifest["command"] = command
     journal = Journal(out)

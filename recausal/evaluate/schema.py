@@ -11,6 +11,12 @@ import pandas as pd
 if TYPE_CHECKING:
     from recausal.explain import Explanation
 
+#: Version of the rows' columns, recorded in the manifest's arguments
+#: (``arguments["rows_version"]``) so that a journal whose rows have other columns is refused
+#: on resume instead of misread. 1 (no version recorded): up to the deletion flags; 2: adds
+#: the perturbation curves and the counterfactual measures (``pos_ranks`` ... ``pn_r``).
+ROWS_VERSION = 2
+
 #: Columns of the rows table, in order. List-valued columns hold Python lists.
 COLUMNS: tuple[str, ...] = (
     "user",
@@ -34,12 +40,40 @@ COLUMNS: tuple[str, ...] = (
     "graph_nodes",
     "graph_edges",
     "deletion",
+    "pos_ranks",
+    "neg_ranks",
+    "del_probs",
+    "ins_probs",
+    "pn_s_item",
+    "pn_s_list",
+    "pn_r",
     "error",
 )
 #: Columns that measure time and so differ between two runs of the same job.
 TIMING_COLUMNS: tuple[str, ...] = ("seconds",)
 #: Columns that hold lists.
-LIST_COLUMNS: tuple[str, ...] = ("top_k", "set_positions", "set_items", "sets", "deletion")
+LIST_COLUMNS: tuple[str, ...] = (
+    "top_k",
+    "set_positions",
+    "set_items",
+    "sets",
+    "deletion",
+    "pos_ranks",
+    "neg_ranks",
+    "del_probs",
+    "ins_probs",
+)
+#: The columns a row gets from :func:`recausal.evaluate.chunk.row_measures`.
+MEASURED_COLUMNS: tuple[str, ...] = (
+    "deletion",
+    "pos_ranks",
+    "neg_ranks",
+    "del_probs",
+    "ins_probs",
+    "pn_s_item",
+    "pn_s_list",
+    "pn_r",
+)
 #: Integer columns that can be missing (nullable integers in the table).
 INT_COLUMNS: tuple[str, ...] = (
     "history_length",
@@ -65,7 +99,7 @@ def jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def explanation_row(
-    user: str, full_length: int, expl: Explanation, deletion: list[bool | None]
+    user: str, full_length: int, expl: Explanation, measured: dict[str, Any]
 ) -> dict[str, Any]:
     """The row of one explanation.
 
@@ -73,7 +107,8 @@ def explanation_row(
         user: the user id.
         full_length: the length of the user's history as evaluated.
         expl: the explanation.
-        deletion: the deletion flags (top-1 changed after removing the top-m ranked items).
+        measured: the columns of :data:`MEASURED_COLUMNS` (deletion flags, perturbation
+            curves, counterfactual measures; see :func:`recausal.evaluate.chunk.row_measures`).
 
     Returns:
         The row, with the columns of :data:`COLUMNS`.
@@ -101,7 +136,7 @@ def explanation_row(
         "seconds": float(expl.seconds),
         "graph_nodes": None if graph is None else int(graph.n_nodes),
         "graph_edges": None if graph is None else len(graph.edges()),
-        "deletion": deletion,
+        **{col: measured[col] for col in MEASURED_COLUMNS},
         "error": None,
     }
 
@@ -132,7 +167,7 @@ def error_row(
         set_positions=[],
         set_items=[],
         sets=[],
-        deletion=[],
+        **{col: [] for col in LIST_COLUMNS if col in MEASURED_COLUMNS},
         error=f"{type(error).__name__}: {error}",
     )
     return row
@@ -146,12 +181,23 @@ def rows_frame(rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
     Returns:
         A DataFrame with those columns: nullable integers where a value can be missing, NaN
-        graph sizes for rows without a graph.
+        graph sizes for rows without a graph, a nullable boolean ``pn_s_item``. A column a row
+        lacks (rows of an earlier version) is missing: ``None`` in list columns, NaN or NA
+        elsewhere; the measures skip it.
     """
     df = pd.DataFrame.from_records(list(rows), columns=list(COLUMNS))
+    for col in LIST_COLUMNS:
+        df[col] = pd.Series(
+            [list(v) if isinstance(v, list | tuple) else None for v in df[col]],
+            index=df.index,
+            dtype=object,
+        )
     for col in INT_COLUMNS:
         df[col] = pd.array([None if v is None or v != v else int(v) for v in df[col]], "Int64")
-    for col in ("graph_nodes", "graph_edges", "score", "seconds"):
+    df["pn_s_item"] = pd.array(
+        [None if v is None or pd.isna(v) else bool(v) for v in df["pn_s_item"]], "boolean"
+    )
+    for col in ("graph_nodes", "graph_edges", "score", "seconds", "pn_s_list", "pn_r"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["valid"] = df["valid"].astype(bool)
     for col in ("user", "explainer"):

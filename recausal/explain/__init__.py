@@ -6,6 +6,12 @@ Build one by name with :func:`get_explainer` (names: :func:`explainer_names`, cl
 
 from __future__ import annotations
 
+from recausal.explain.attribution import (
+    IntegratedGradientsExplainer,
+    KernelShapExplainer,
+    LimeExplainer,
+    ShapleySamplingExplainer,
+)
 from recausal.explain.base import Explainer, RankingExplainer
 from recausal.explain.baselines import (
     AttentionExplainer,
@@ -27,11 +33,15 @@ __all__ = [
     "ExhaustiveExplainer",
     "Explainer",
     "Explanation",
+    "IntegratedGradientsExplainer",
+    "KernelShapExplainer",
+    "LimeExplainer",
     "OcclusionExplainer",
     "RandomExplainer",
     "RankedItem",
     "RankingExplainer",
     "RecencyExplainer",
+    "ShapleySamplingExplainer",
     "explainer_names",
     "get_explainer",
     "remove_positions",

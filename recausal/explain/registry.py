@@ -5,6 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from recausal.errors import InvalidInputError
+from recausal.explain.attribution import (
+    IntegratedGradientsExplainer,
+    KernelShapExplainer,
+    LimeExplainer,
+    ShapleySamplingExplainer,
+)
 from recausal.explain.base import Explainer
 from recausal.explain.baselines import (
     AttentionExplainer,
@@ -25,6 +31,10 @@ EXPLAINERS: dict[str, type[Explainer]] = {
         RandomExplainer,
         OcclusionExplainer,
         ExhaustiveExplainer,
+        IntegratedGradientsExplainer,
+        KernelShapExplainer,
+        LimeExplainer,
+        ShapleySamplingExplainer,
     )
 }
 
@@ -33,7 +43,9 @@ def explainer_names() -> tuple[str, ...]:
     """The names :func:`get_explainer` accepts.
 
     Returns:
-        ``("causal", "attention", "recency", "random", "occlusion", "exhaustive")``.
+        ``("causal", "attention", "recency", "random", "occlusion", "exhaustive",
+        "integrated-gradients", "kernel-shap", "lime", "shapley-sampling")`` (the last four
+        need the ``captum`` extra when they explain).
 
     Example:
         >>> "causal" in explainer_names()
@@ -47,9 +59,11 @@ def get_explainer(name: str, **params: Any) -> Explainer:
 
     Args:
         name: one of :func:`explainer_names` (``causal``, ``attention``, ``recency``,
-            ``random``, ``occlusion``, ``exhaustive``).
+            ``random``, ``occlusion``, ``exhaustive``, ``integrated-gradients``,
+            ``kernel-shap``, ``lime``, ``shapley-sampling``).
         **params: the explainer's parameters (``max_size``, ``removal``, ``seed``,
-            ``exclude_seen``; for ``causal`` also ``heads``, ``alpha``, ...).
+            ``exclude_seen``; for ``causal`` also ``heads``, ``alpha``, ...; ``n_steps``,
+            ``n_samples`` or ``n_permutations`` for the Captum explainers).
 
     Returns:
         The :class:`~recausal.explain.Explainer`.

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from recausal.models.base import SequentialModel
 from recausal.models.batch import Edits, padded
-from recausal.models.inference import Transformer
+from recausal.models.inference import Transformer, empty_history_state
 
 
 class SASRecModel(SequentialModel):
@@ -37,7 +37,24 @@ class SASRecModel(SequentialModel):
             hidden = Transformer(self.net, causal=True).read(tokens, lengths - 1, edits)
         else:
             hidden = self.net.forward(torch.from_numpy(tokens), torch.from_numpy(lengths))
+            emptied = ~tokens.any(axis=1)
+            if emptied.any():
+                hidden[emptied] = empty_history_state(self.net, int(emptied.sum()))
         return hidden @ self.net.item_embedding.weight.T
+
+    differentiable = True
+
+    def network_input(self, seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The padded windows, read at their last item (see the base class)."""
+        tokens, lengths = padded(seqs, 0)
+        return torch.from_numpy(tokens), torch.from_numpy(lengths - 1)
+
+    def score_tokens(
+        self, tokens: torch.Tensor, read: torch.Tensor, *, net: torch.nn.Module | None = None
+    ) -> torch.Tensor:
+        """Differentiable scores: the network's ``forward`` (see the base class)."""
+        net = self.net if net is None else net
+        return net.forward(tokens, read + 1) @ net.item_embedding.weight.T
 
 
 class BERT4RecModel(SequentialModel):
@@ -66,6 +83,24 @@ class BERT4RecModel(SequentialModel):
             hidden = net.output_ln(net.output_gelu(net.output_ffn(hidden)))
         else:
             hidden = net.forward(torch.from_numpy(tokens))[torch.arange(len(seqs)), lengths]
+        return F.linear(hidden, net.item_embedding.weight[: net.n_items], net.output_bias)
+
+    differentiable = True
+
+    def network_input(self, seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The padded windows with the mask token after each, read there (see the base
+        class)."""
+        tokens, lengths = padded(seqs, 1)
+        tokens[np.arange(len(seqs)), lengths] = self.mask_id
+        return torch.from_numpy(tokens), torch.from_numpy(lengths)
+
+    def score_tokens(
+        self, tokens: torch.Tensor, read: torch.Tensor, *, net: torch.nn.Module | None = None
+    ) -> torch.Tensor:
+        """Differentiable scores: the network's ``forward`` at the mask token, through its
+        output layer (see the base class)."""
+        net = self.net if net is None else net
+        hidden = net.forward(tokens)[torch.arange(len(tokens)), read]
         return F.linear(hidden, net.item_embedding.weight[: net.n_items], net.output_bias)
 
 

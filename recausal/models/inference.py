@@ -93,8 +93,8 @@ class Transformer:
 
     Left to right, a read position with no item at or before it (an emptied history) has
     every key masked: its result depends on the padding, and its attention scores sit at
-    -10000, where float32 rounds them to 1e-3. Those rows are computed by ``net.forward``
-    itself, at the padded width of the whole batch.
+    -10000, where float32 rounds them to 1e-3. Those rows are computed by
+    :func:`empty_history_state`, the same for every batch.
 
     Args:
         net: a RecBole SASRec or BERT4Rec network (``trm_encoder``, ``item_embedding``,
@@ -138,8 +138,7 @@ class Transformer:
         if self.causal:
             emptied = ~tokens.any(axis=1)
             if emptied.any():  # see the class docstring
-                batch, lengths = torch.from_numpy(tokens[emptied]), torch.from_numpy(ends[emptied])
-                out[emptied] = self.net.forward(batch, lengths)
+                out[emptied] = empty_history_state(self.net, int(emptied.sum()))
                 todo = np.flatnonzero(~emptied)
             if edits is not None:
                 starts, prefix = self._shared(tokens, read, edits)
@@ -298,3 +297,20 @@ class Transformer:
         inner = self.act(F.linear(attended, ff.dense_1.weight, ff.dense_1.bias))
         out = F.linear(inner, ff.dense_2.weight, ff.dense_2.bias).add_(attended)
         return _layer_norm(out, ff.LayerNorm)
+
+
+def empty_history_state(net: torch.nn.Module, n: int) -> torch.Tensor:
+    """The left-to-right network's output for ``n`` emptied histories (every item removed).
+
+    With no item, every key is masked and the output depends on how much padding the batch
+    has; it is computed here at one padding token, so that an emptied history scores the same
+    in every batch (and on either scoring path).
+
+    Args:
+        net: a RecBole SASRec network.
+        n: how many rows.
+
+    Returns:
+        The hidden states ``(n, hidden)``.
+    """
+    return net.forward(torch.zeros((n, 1), dtype=torch.int64), torch.ones(n, dtype=torch.int64))
