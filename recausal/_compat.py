@@ -12,12 +12,17 @@ left is handled here, and nowhere else:
   state dict in memory.
 * The trainer creates a TensorBoard writer under ``./log_tensorboard``;
   :func:`quiet_trainer_side_effects` swaps it for a no-op so training leaves no litter.
+* RecBole's dataset code fills missing values with ``df[column].fillna(..., inplace=True)``,
+  which pandas >= 2.2 answers with a chained-assignment ``FutureWarning`` (the fill still
+  happens under pandas < 3, which the package pins): :func:`quiet_recbole_dataset_warnings`
+  hides exactly that warning while recausal builds a RecBole dataset.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -91,3 +96,22 @@ def in_memory_trainer_class():
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
 
     return InMemoryCheckpointTrainer
+
+
+#: the start of pandas' warning about RecBole's ``df[column].fillna(..., inplace=True)``
+_CHAINED_FILLNA = (
+    r"A value is trying to be set on a copy of a DataFrame or Series through chained "
+    r"assignment using an inplace method"
+)
+
+
+@contextlib.contextmanager
+def quiet_recbole_dataset_warnings() -> Iterator[None]:
+    """While active, pandas' chained-assignment ``FutureWarning`` is not shown.
+
+    Only that warning (from RecBole's dataset code, see the module docstring) is hidden;
+    every other warning is shown as usual.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CHAINED_FILLNA, category=FutureWarning)
+        yield

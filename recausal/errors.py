@@ -55,3 +55,7 @@ def require_extra(module: str, extra: str):
 
 class RecausalWarning(UserWarning):
     """Something was adjusted on the user's behalf (e.g. a long history was truncated)."""
+
+
+class OutputError(InvalidInputError):
+    """A file or folder cannot be written where asked (the message names the path and why)."""

@@ -14,24 +14,32 @@ No file in a bundle is ever unpickled. Bundles shipped inside the package are fo
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
+import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recausal._io import write_atomic
+from recausal._io import staging_folder, write_atomic
 from recausal._version import __version__
-from recausal.errors import BundleError
+from recausal.errors import BundleError, InvalidInputError, OutputError
+from recausal.models.bundle_schema import (
+    FORMAT,
+    FORMAT_VERSION,
+    check_config,
+    check_items,
+    check_meta,
+    check_parts,
+)
 
 if TYPE_CHECKING:
     from recausal.data import DatasetFiles
 
-FORMAT = "recausal-bundle"
-FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 ITEMS = "items.json"
@@ -65,10 +73,37 @@ def resolve_bundle_path(model: str | os.PathLike | None) -> Path:
     """
     if model is None:
         model = DEFAULT_MODEL
-    path = Path(model)
+    path = bundle_path_argument(model, "model")
     if not path.exists() and (SHIPPED_DIR / str(model)).is_dir():
         return SHIPPED_DIR / str(model)
     return path
+
+
+def bundle_path_argument(
+    value: Any, name: str, *, shipped: bool = True, what: str = "a bundle folder"
+) -> Path:
+    """``value`` as a path, or an :class:`InvalidInputError` naming the argument.
+
+    Args:
+        value: what the caller passed (a ``str`` or ``os.PathLike``).
+        name: the argument's name, used in the message.
+        shipped: whether a shipped bundle's name is also accepted (said in the message).
+        what: what the path must lead to, used in the message.
+
+    Returns:
+        The path.
+    """
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        if isinstance(text, str) and text and "\x00" not in text:
+            return Path(text)
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    names = ", ".join(shipped_models()) or "none shipped"
+    allowed = f" or a shipped bundle's name ({names})" if shipped else ""
+    raise InvalidInputError(
+        f"{name} must be {what} (a non-empty str or os.PathLike){allowed}; "
+        f"got {type(value).__name__} {shown}"
+    )
 
 
 @dataclass(frozen=True)
@@ -151,30 +186,42 @@ def save_bundle(
 
     Returns:
         ``path``.
-    """
-    from safetensors.torch import save_file
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".bundle-", dir=path.parent))
+    Raises:
+        InvalidInputError: an argument is of the wrong type.
+        BundleError: ``config``, ``items`` or ``meta`` would make an invalid bundle (nothing
+            is written).
+        OutputError: ``path`` cannot be written.
+    """
+    from safetensors.torch import save
+
+    path = bundle_path_argument(path, "path", shipped=False)
+    for name, value in (("state_dict", state_dict), ("meta", meta)):
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(f"{name} must be a mapping; got {type(value).__name__}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **meta}
+    check_config(config, path / CONFIG)
+    check_items(items, path / ITEMS)
+    staging = staging_folder(path)
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-        save_file(tensors, str(staging / WEIGHTS), metadata={"format": FORMAT})
-        meta = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            **meta,
-            "weights_sha256": weights_digest(staging / WEIGHTS),
-        }
+        # Serialised here and written by write_atomic: safetensors' own save_file creates
+        # the file with mode 0600 whatever the umask.
+        write_atomic(staging / WEIGHTS, save(tensors, metadata={"format": FORMAT}))
+        meta["weights_sha256"] = weights_digest(staging / WEIGHTS)
+        check_parts(path, config, items, meta)
         for name, obj in ((CONFIG, config), (ITEMS, items), (META, meta)):
             write_atomic(staging / name, json.dumps(obj, indent=2) + "\n")
         if path.exists():
-            old = path.with_name(path.name + ".old")
+            old = path.with_name(f".{path.name}.{secrets.token_hex(6)}.old")
             os.replace(path, old)
             os.replace(staging, path)
             _rmtree(old)
         else:
             os.replace(staging, path)
+    except OSError as exc:
+        _rmtree(staging)
+        raise OutputError(f"cannot write bundle {path}: {exc.strerror or exc}") from None
     except BaseException:
         _rmtree(staging)
         raise
@@ -184,7 +231,11 @@ def save_bundle(
 def _rmtree(path: Path) -> None:
     import shutil
 
-    shutil.rmtree(path, ignore_errors=True)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -194,21 +245,33 @@ def _read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"bundle file {path} is corrupt: {exc}") from None
+    except RecursionError:
+        raise BundleError(f"bundle file {path} is corrupt: its JSON nests too deeply") from None
+    except OSError as exc:
+        raise BundleError(f"bundle file {path} cannot be read: {exc.strerror or exc}") from None
 
 
 def read_bundle(path: str | os.PathLike) -> Bundle:
     """Read and check a bundle; every problem is a :class:`BundleError` naming the file.
+
+    The JSON parts are checked by :mod:`recausal.models.bundle_schema` (types, ranges, distinct
+    item tokens, ``items.json`` as long as ``n_items``); whether the weights fit the config is
+    checked when the network is built (:func:`recausal.models.loading.from_bundle`).
 
     Args:
         path: the bundle folder.
 
     Returns:
         The bundle, its weights loaded.
+
+    Raises:
+        InvalidInputError: ``path`` is not a path.
+        BundleError: the bundle is missing, incomplete, corrupt or inconsistent.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    path = Path(path)
+    path = bundle_path_argument(path, "path")
     if not path.is_dir():
         raise BundleError(f"no model bundle at {path} (expected a directory with {WEIGHTS})")
     weights = path / WEIGHTS
@@ -221,25 +284,15 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
             else ""
         )
         raise BundleError(f"bundle {path} has no {WEIGHTS}{hint}")
-    meta = _read_json(path / META, "metadata")
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise BundleError(f"{path / META} is not a recausal bundle's metadata")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"bundle {path} has format version {meta.get('format_version')!r}; "
-            f"this recausal reads version {FORMAT_VERSION}"
-        )
+    meta = check_meta(_read_json(path / META, "metadata"), path / META)
     expected = meta.get("weights_sha256")
     if expected and weights_digest(weights) != expected:
         raise BundleError(f"{weights} does not match the digest in meta.json (corrupt or edited)")
     try:
         state_dict = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise BundleError(f"{weights} is not a valid safetensors file: {exc}") from None
     config = _read_json(path / CONFIG, "model configuration")
     items = _read_json(path / ITEMS, "item-id map")
-    if not isinstance(config, dict) or "model" not in config:
-        raise BundleError(f"{path / CONFIG} has no 'model' entry")
-    if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
-        raise BundleError(f"{path / ITEMS} must be a JSON list of item tokens")
+    check_parts(path, config, items, meta)
     return Bundle(path=path, config=config, items=items, meta=meta, state_dict=state_dict)

@@ -50,7 +50,7 @@ def jsonable(value: Any) -> bool:
     """
     try:
         json.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True
 
@@ -134,7 +134,7 @@ def recbole_item_tokens(
     """
     from recbole.data import create_dataset
 
-    from recausal._compat import recbole_config
+    from recausal._compat import quiet_recbole_dataset_warnings, recbole_config
     from recausal.data import resolve_dataset
 
     files = resolve_dataset(dataset)
@@ -150,8 +150,9 @@ def recbole_item_tokens(
             show_progress=False,
         )
         try:
-            config = recbole_config(model, files.name, config_dict)
-            built = create_dataset(config)
+            with quiet_recbole_dataset_warnings():
+                config = recbole_config(model, files.name, config_dict)
+                built = create_dataset(config)
         except Exception as exc:  # RecBole's own errors are of many types
             raise BundleError(
                 f"RecBole could not build dataset {files.name!r} with the checkpoint's "
