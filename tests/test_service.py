@@ -393,7 +393,7 @@ def test_serve_command_builds_the_app(monkeypatch, sasrec_bundle, bert4rec_bundl
 
     seen = {}
 
-    def fake_run(app, host, port, log_level):
+    def fake_run(app, host, port, log_level, **options):
         seen.update(app=app, host=host, port=port)
 
     monkeypatch.setattr(uvicorn, "run", fake_run)

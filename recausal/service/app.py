@@ -2,24 +2,25 @@
 
 ``create_app({"name": bundle_path_or_model, ...})`` loads the models once into a
 :class:`~recausal.service.pool.ModelPool` and returns an ASGI app whose routes get the pool
-injected. Model work runs in worker threads, one at a time per model, so the event loop keeps
-answering while a model computes. Every request body is validated before any model work:
-anything malformed gets a 4xx answer ``{"error": ..., "detail": ...}``, never a 500. The work
-itself is :mod:`recausal.usecases`; the routes only shape the answers.
+injected. Model work runs on each model's own worker thread, one request at a time per model,
+behind a bounded queue and within a time budget
+(:meth:`~recausal.service.pool.ServedModel.call`), so the event loop, ``/health`` and the other
+models keep answering while a model computes. Every request body is validated before any model
+work: anything malformed gets a 4xx answer ``{"error": ..., "detail": ...}``, never a 500. The
+work itself is :mod:`recausal.usecases`; the routes only shape the answers.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from starlette.concurrency import run_in_threadpool
 
 from recausal import usecases
 from recausal._checks import check_int
@@ -27,14 +28,20 @@ from recausal._version import __version__
 from recausal.errors import InvalidInputError
 from recausal.report.html import explanation_html
 from recausal.service.errors import error_response, install_error_handlers
+from recausal.service.explorer import install_docs
+from recausal.service.explorer import router as explorer_router
 from recausal.service.limits import (
     MAX_BODY_BYTES,
     MAX_HISTORY,
     MAX_K,
     MAX_SEED,
     MAX_SET_SIZE,
+    QUEUE_SIZE,
     SERVICE_LIMITS,
+    TIME_BUDGET_S,
     BodyLimit,
+    HostCheck,
+    normalize_hosts,
 )
 from recausal.service.pool import ModelPool, Pool, ServedModel
 from recausal.service.schemas import ExplainRequest, HistoryRequest, RecommendRequest
@@ -115,7 +122,7 @@ async def recommend(body: RecommendRequest, pool: Pool) -> JSONResponse:
         )
         return hist, rows
 
-    hist, rows = await run_in_threadpool(sm.run, work)
+    hist, rows = await sm.call(work)
     return _answer(sm, hist, k=body.k, recommendations=rows)
 
 
@@ -138,7 +145,7 @@ async def explain(body: ExplainRequest, pool: Pool) -> JSONResponse:
         hist = _history(sm, body)
         return hist, _explain(sm, hist.items, name, body.k, params)
 
-    hist, expl = await run_in_threadpool(sm.run, work)
+    hist, expl = await sm.call(work)
     payload = usecases.explanation_payload(expl, sm.titles, include_graph=body.include_graph)
     return _answer(sm, hist, explanation=payload)
 
@@ -175,7 +182,7 @@ async def explain_page(
     def work() -> Explanation:
         return _explain(sm, usecases.user_history(sm.model, user).items, name, k, params)
 
-    expl = await run_in_threadpool(sm.run, work)
+    expl = await sm.call(work)
     page = explanation_html(expl, model=sm.model, titles=sm.titles, user=user)
     return HTMLResponse(page)
 
@@ -201,7 +208,7 @@ async def graph(
             sm.model, items, head=head, discover=discover, target=item, exclude_seen=exclude_seen
         )
 
-    pag = await run_in_threadpool(sm.run, work)
+    pag = await sm.call(work)
     if format == "svg":
         label = "aggregate over heads" if head is None else f"head {head}"
         title = f"Causal graph for user {user} ({sm.name}, {label})"
@@ -217,6 +224,9 @@ def create_app(
     models: Mapping[str, str | os.PathLike | SequentialModel],
     *,
     max_body_bytes: int = MAX_BODY_BYTES,
+    queue_size: int = QUEUE_SIZE,
+    time_budget: float = TIME_BUDGET_S,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The service as an ASGI app.
 
@@ -224,6 +234,13 @@ def create_app(
         models: name -> bundle path (or shipped bundle name) or an already loaded model; the
             first is the default model.
         max_body_bytes: the largest request body accepted (larger ones get 413).
+        queue_size: requests each model may hold waiting behind the one it computes (more
+            get 503 with ``Retry-After``).
+        time_budget: seconds each request may take, its wait for its model included (past
+            it: 503 while waiting, 504 while computing).
+        allowed_hosts: the Host header values answered (others get 400), e.g.
+            :data:`~recausal.service.limits.DEFAULT_ALLOWED_HOSTS` as ``recausal serve``
+            does; ``None`` checks no Host header.
 
     Returns:
         The FastAPI app; ``app.state.models`` maps each name to its
@@ -232,18 +249,24 @@ def create_app(
     if not isinstance(models, Mapping) or not models:
         raise InvalidInputError("models must be a non-empty mapping of name to bundle or model")
     check_int(max_body_bytes, "max_body_bytes", minimum=1)
-    pool = ModelPool(models)
+    pool = ModelPool(models, queue_size=queue_size, time_budget=time_budget)
     app = FastAPI(
         title="recausal",
         version=__version__,
         description="Recommendations from RecBole transformers, and which history items "
         "caused them.",
+        docs_url=None,  # served offline by install_docs (no CDN)
+        redoc_url=None,
     )
     app.add_middleware(BodyLimit, limit=max_body_bytes)
+    if allowed_hosts is not None:  # outermost: checked first
+        app.add_middleware(HostCheck, allowed_hosts=normalize_hosts(allowed_hosts))
     app.state.pool = pool
     app.state.models = pool.models
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(explorer_router)
+    install_docs(app)
     return app
 
 

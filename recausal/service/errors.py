@@ -1,11 +1,15 @@
 """The service's error answers: every failure is a JSON body ``{"error": ..., "detail": ...}``.
 
-Invalid requests get 422, unknown users and models 404, bad input to the model 4xx, anything
-unexpected 500 (with the exception's type only).
+Invalid requests get 422, unknown users and models 404, bad input to the model 4xx, a model
+whose queue is full (or a request that waited past its time budget) 503 with ``Retry-After``,
+one whose computation ran past its budget 504, anything unexpected 500 (with the exception's
+type only).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,13 +28,16 @@ from recausal.errors import (
 _BAD_BODY = "There was an error parsing the body"
 
 
-def error_response(status: int, message: str, detail: Any = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, detail: Any = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """An error answer.
 
     Args:
         status: the HTTP status.
         message: the ``error`` text.
         detail: an optional ``detail`` value.
+        headers: optional response headers (``Retry-After``, ...).
 
     Returns:
         The JSON response.
@@ -38,7 +45,22 @@ def error_response(status: int, message: str, detail: Any = None) -> JSONRespons
     body: dict[str, Any] = {"error": message}
     if detail is not None:
         body["detail"] = detail
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=dict(headers) if headers else None)
+
+
+def unavailable(message: str, retry_after: float) -> StarletteHTTPException:
+    """A 503 error (the service is busy) telling the client when to try again.
+
+    Args:
+        message: the ``error`` text.
+        retry_after: seconds to wait, rounded up to a whole second (at least 1) for the
+            ``Retry-After`` header.
+
+    Returns:
+        The exception to raise from a route.
+    """
+    seconds = max(1, math.ceil(retry_after)) if math.isfinite(retry_after) else 1
+    return StarletteHTTPException(503, message, headers={"Retry-After": str(seconds)})
 
 
 def status_of(exc: RecausalError) -> int:
@@ -83,7 +105,7 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
             "could not parse the request body as JSON (nested too deeply, a number too "
             "long, or not UTF-8)"
         )
-    return error_response(exc.status_code, message)
+    return error_response(exc.status_code, message, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
