@@ -26,6 +26,7 @@ MODEL_HELP = "Model bundle: a directory or a shipped bundle's name [default: sas
 # Commands defined in other modules, imported only when used (keeps start-up light).
 LAZY_COMMANDS = {
     "evaluate": "recausal.evaluate.cli:evaluate_command",
+    "explore": "recausal.service.explore_cli:explore_command",
     "serve": "recausal.service.cli:serve_command",
 }
 
