@@ -256,3 +256,51 @@ def test_discover_stays_callable_after_use(sasrec):
     assert dict(third.pds_tree(0).nodes) == dict(third.pag(0).pds_tree().nodes)
     with pytest.raises(InvalidInputError, match="aggregate graph was not learned"):
         recausal.discover(sasrec, history, heads="each").pag()
+
+
+def _random_histories(model, n=16, length=9, seed=11):
+    rng = np.random.default_rng(seed)
+    return [[model.items[int(i)] for i in rng.integers(1, model.n_items, length)] for _ in range(n)]
+
+
+def test_causal_beyond_tree_keeps_the_papers_answers_and_adds_outside_sets(any_model):
+    histories = _random_histories(any_model)
+    paper = get_explainer("causal", max_size=1).explain_many(any_model, histories)
+    wide = get_explainer("causal", max_size=1, beyond_tree=True).explain_many(any_model, histories)
+    assert any(not p.valid for p in paper), "the test needs histories the tree cannot explain"
+    for p, w in zip(paper, wide, strict=True):
+        if p.valid:
+            assert (w.sets, w.replacement, w.meta["beyond_tree"]) == (p.sets, p.replacement, False)
+        elif w.valid:
+            tree = set(p.graph.pds_tree().nodes)
+            assert w.meta["beyond_tree"] and all(not set(s) <= tree for s in w.sets)
+            assert w.meta["candidates_tested"] > p.meta["candidates_tested"]
+    assert sum(w.valid for w in wide) > sum(p.valid for p in paper)
+
+
+def test_causal_prefer_replacement_reorders_the_same_sets(any_model):
+    histories = _random_histories(any_model, seed=12)
+    tree = get_explainer("causal", max_size=2).explain_many(any_model, histories)
+    best = get_explainer("causal", max_size=2, prefer="replacement").explain_many(
+        any_model, histories
+    )
+    worst = len(tree[0].top_k) + 1
+    for t, b in zip(tree, best, strict=True):
+        assert sorted(t.sets) == sorted(b.sets)
+        if b.valid:
+            left = [x for p, x in enumerate(b.history) if p not in b.sets[0]]
+            assert b.replacement == any_model.recommend([left], k=1)[0].items[0]
+            assert (b.replacement_rank or worst) <= (t.replacement_rank or worst)
+
+
+def test_causal_rank_all_orders_the_items_outside_the_tree(any_model):
+    history = _random_histories(any_model, n=1, length=12, seed=13)[0]
+    paper = get_explainer("causal").explain(any_model, history)
+    ranked = get_explainer("causal", rank_all=True).explain(any_model, history)
+    assert ranked.sets == paper.sets
+    assert all(r.score > 0 for r in ranked.ranking)
+    in_tree = {r.position for r in paper.ranking if r.score > 0}
+    # the tree's items keep their order, ahead of every item outside it
+    assert [r.position for r in ranked.ranking[: len(in_tree)]] == [
+        r.position for r in paper.ranking[: len(in_tree)]
+    ]

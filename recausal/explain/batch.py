@@ -353,7 +353,7 @@ def search_by_size(
         of them does, and the number of candidates tested.
     """
     n_users = len(batch.ids)
-    result = [Searched((), None, None, 0) for _ in range(n_users)]
+    result = [Searched((), (), (), 0) for _ in range(n_users)]
     pending = set(range(n_users))
     tested = [0] * n_users
     for size in range(1, max_size + 1):
@@ -367,24 +367,43 @@ def search_by_size(
             tested[u] += len(cands)
             valid, outcomes = checked[u]
             if valid:
-                first = valid[0]
                 result[u] = Searched(
                     tuple(cands[i] for i in valid),
-                    int(outcomes.replacement[first]),
-                    int(outcomes.new_rank[first]),
+                    tuple(int(outcomes.replacement[i]) for i in valid),
+                    tuple(int(outcomes.new_rank[i]) for i in valid),
                     0,
                 )
                 pending.discard(u)
     return [
-        Searched(r.sets, r.replacement, r.new_rank, tested[u]) for u, r in enumerate(result)
+        Searched(r.sets, r.replacements, r.new_ranks, tested[u]) for u, r in enumerate(result)
     ]
 
 
 @dataclass(frozen=True)
 class Searched:
-    """The result of :func:`search_by_size` for one history."""
+    """The result of :func:`search_by_size` for one history: the valid sets of the first size
+    that has one (in candidate order), what removing each does, and the candidates tested."""
 
     sets: tuple[tuple[int, ...], ...]
-    replacement: int | None
-    new_rank: int | None
+    replacements: tuple[int, ...]
+    new_ranks: tuple[int, ...]
     tested: int
+
+    @property
+    def replacement(self) -> int | None:
+        """The replacement after removing the first set."""
+        return self.replacements[0] if self.sets else None
+
+    @property
+    def new_rank(self) -> int | None:
+        """The explained item's rank after removing the first set."""
+        return self.new_ranks[0] if self.sets else None
+
+    def reordered(self, order: Sequence[int]) -> Searched:
+        """The same sets in another order (indices into :attr:`sets`)."""
+        return Searched(
+            tuple(self.sets[i] for i in order),
+            tuple(self.replacements[i] for i in order),
+            tuple(self.new_ranks[i] for i in order),
+            self.tested,
+        )

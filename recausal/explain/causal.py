@@ -5,13 +5,22 @@ an item further down the list, moves it out of the top-k)."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
+import numpy as np
+
+from recausal._checks import check_int
 from recausal.causal import PDSTree
 from recausal.discovery import Discovery, DiscoverySettings, Heads, discover_ids
+from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, share_of_sets
 from recausal.explain.batch import Baseline, Batch, Searched, search_by_size
+
+#: how the equally small valid sets are ordered: by the tree (the paper), or by how high the
+#: replacement ranks in the original list
+Prefer = Literal["tree", "replacement"]
 
 _SETTINGS = frozenset(f.name for f in fields(DiscoverySettings))
 
@@ -56,6 +65,16 @@ class CausalExplainer(Explainer):
             planted-cause tests per-head graphs find the cause more often), ``"aggregate"``
             (one graph from the heads' summed covariance), ``"all"`` (both) or a head's index.
         max_candidates: cap on the sets tried per size and history.
+        beyond_tree: when no set of the tree up to ``max_size`` explains the item, search on
+            among the sets that take in items outside the tree, in causal order (tree nodes
+            at their tree distance, then the others by their distance to the item in the
+            graph's skeleton, then those not connected to it). Off: the paper's method
+            (no explanation then).
+        prefer: how the equally small valid sets are ordered: ``"tree"`` (by summed tree
+            distance, the paper) or ``"replacement"`` (the one whose replacement ranks highest
+            in the original list first: the papers' "minimal change").
+        rank_all: order the items outside the tree too in the ranking (by the same causal
+            order as ``beyond_tree``); off: they all score 0, as in the paper.
         **params: the :class:`~recausal.explain.Explainer` parameters (``max_size``,
             ``removal``, ...) and the :class:`~recausal.discovery.DiscoverySettings`
             (``algorithm``, ``alpha``, ``order_aware``, ...).
@@ -70,11 +89,28 @@ class CausalExplainer(Explainer):
     #: learn the graphs of equal-length histories together (False: one matrix at a time)
     _batched: bool = True
 
-    def __init__(self, *, heads: Heads = "each", max_candidates: int = 5000, **params: Any) -> None:
+    def __init__(
+        self,
+        *,
+        heads: Heads = "each",
+        max_candidates: int = 5000,
+        beyond_tree: bool = False,
+        prefer: Prefer = "tree",
+        rank_all: bool = False,
+        **params: Any,
+    ) -> None:
         discovery = {k: params.pop(k) for k in list(params) if k in _SETTINGS}
         super().__init__(**params)
         self.heads = heads
-        self.max_candidates = max_candidates
+        self.max_candidates = check_int(max_candidates, "max_candidates", minimum=1)
+        for name, value in (("beyond_tree", beyond_tree), ("rank_all", rank_all)):
+            if not isinstance(value, bool):
+                raise InvalidInputError(f"{name} must be True or False; got {value!r}")
+        if prefer not in ("tree", "replacement"):
+            raise InvalidInputError(f"prefer must be 'tree' or 'replacement'; got {prefer!r}")
+        self.beyond_tree = beyond_tree
+        self.prefer: Prefer = prefer
+        self.rank_all = rank_all
         self.settings = DiscoverySettings(**discovery)
 
     def get_params(self) -> dict[str, Any]:
@@ -82,6 +118,9 @@ class CausalExplainer(Explainer):
             **super().get_params(),
             "heads": self.heads,
             "max_candidates": self.max_candidates,
+            "beyond_tree": self.beyond_tree,
+            "prefer": self.prefer,
+            "rank_all": self.rank_all,
             **self.settings.to_dict(),
         }
 
@@ -104,31 +143,118 @@ class CausalExplainer(Explainer):
             out.append(_Graphs(d, trees, _merged(trees)))
         return out
 
-    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
-        graphs = self._graphs(batch, bases)
+    def _search(
+        self,
+        batch: Batch,
+        bases: list[Baseline],
+        trees: Sequence[PDSTree | None],
+        skip: Sequence[frozenset[int]] | None = None,
+    ) -> list[Searched]:
+        """Candidate sets from each history's tree (none where it is ``None``), size by size,
+        validated in batches; a set inside ``skip[u]`` (already tried) is left out."""
 
         def candidates_of(u: int, size: int) -> list[tuple[int, ...]]:
-            return list(itertools.islice(graphs[u].tree.candidate_sets(size), self.max_candidates))
+            tree = trees[u]
+            if tree is None:
+                return []
+            sets = tree.candidate_sets(size)
+            if skip is not None:
+                sets = (c for c in sets if not skip[u].issuperset(c))
+            return list(itertools.islice(sets, self.max_candidates))
 
-        searched = search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
+        return search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
+
+    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
+        graphs = self._graphs(batch, bases)
+        searched = self._search(batch, bases, [g.tree for g in graphs])
+        widened = [False] * len(graphs)
+        if self.beyond_tree and any(not r.sets for r in searched):
+            # Past the tree: the sets that take in at least one item outside it.
+            wide = [
+                None if r.sets else _widened_tree(len(ids), g)
+                for ids, g, r in zip(batch.ids, graphs, searched, strict=True)
+            ]
+            inside = [frozenset(g.tree.nodes) for g in graphs]
+            again = self._search(batch, bases, wide, skip=inside)
+            for u, r in enumerate(again):
+                if wide[u] is not None:
+                    searched[u] = Searched(
+                        r.sets, r.replacements, r.new_ranks, searched[u].tested + r.tested
+                    )
+                    widened[u] = bool(r.sets)
+        if self.prefer == "replacement":
+            searched = [_by_replacement(r, b) for r, b in zip(searched, bases, strict=True)]
         return [
-            _found(len(ids), g, r) for ids, g, r in zip(batch.ids, graphs, searched, strict=True)
+            _found(len(ids), g, r, self.rank_all, w)
+            for ids, g, r, w in zip(batch.ids, graphs, searched, widened, strict=True)
         ]
 
 
-def _found(n: int, graphs: _Graphs, searched: Searched) -> Found:
+def _by_replacement(searched: Searched, base: Baseline) -> Searched:
+    """The equally small valid sets, those whose replacement ranks highest in the original list
+    first (the papers' "minimal change"); ties keep the tree order."""
+    worst = len(base.top_k) + 1
+    order = sorted(
+        range(len(searched.sets)),
+        key=lambda i: (base.rank_of(searched.replacements[i]) or worst, i),
+    )
+    return searched.reordered(order)
+
+
+def _widened_tree(n: int, graphs: _Graphs) -> PDSTree:
+    """Every window position as a candidate, in causal order: the tree's nodes at their tree
+    distance, then the other positions by their distance to the item in the graphs' skeletons
+    (the smallest over the graphs), then those not connected to it, the most recent first."""
+    tree = graphs.tree
+    depth = max(tree.nodes.values(), default=0)
+    nodes = dict(tree.nodes)
+    hops: dict[int, int] = {}
+    for key in graphs.discovery.keys:
+        marks = graphs.discovery.structures.get(key).marks
+        for node, d in _hops(marks, n).items():
+            hops[node] = min(d, hops.get(node, d))
+    for node in range(n):
+        if node not in nodes:
+            nodes[node] = depth + hops.get(node, n + 1)
+    return PDSTree(root=tree.root, nodes=nodes, parent={})
+
+
+def _hops(marks: np.ndarray, root: int) -> dict[int, int]:
+    """Hops from ``root`` to every node connected to it in the skeleton of ``marks``."""
+    adjacent = np.asarray(marks) != 0
+    dist = {root: 0}
+    frontier = [root]
+    level = 0
+    while frontier:
+        level += 1
+        reached = np.flatnonzero(adjacent[frontier].any(axis=0)).tolist()
+        frontier = [v for v in reached if v not in dist]
+        for v in frontier:
+            dist[v] = level
+    return dist
+
+
+def _found(
+    n: int, graphs: _Graphs, searched: Searched, rank_all: bool, widened: bool
+) -> Found:
     """The explanation of one window of ``n`` items from its search's result."""
     sets, tested = searched.sets, searched.tested
     trees, tree = graphs.trees, graphs.tree
     scores = share_of_sets(n, sets)
-    for node, dist in tree.nodes.items():  # closeness in the tree breaks ties (< 0.25)
+    distances = _widened_tree(n, graphs).nodes if rank_all else tree.nodes
+    for node, dist in distances.items():  # closeness in the tree breaks ties (< 0.25)
         if node < n:
             scores[node] += 0.5 / (2.0 + dist)
     # The graph shown with the explanation: the one whose tree holds the set closest.
     chosen = sets[0] if sets else ()
     best = min(range(len(trees)), key=lambda i: sum(trees[i].nodes.get(p, n + 1) for p in chosen))
     key = graphs.discovery.keys[best]
-    meta = {"candidates_tested": tested, "tree_nodes": len(tree.nodes) - 1, "graph_head": key}
+    meta = {
+        "candidates_tested": tested,
+        "tree_nodes": len(tree.nodes) - 1,
+        "graph_head": key,
+        "beyond_tree": widened,
+    }
     return Found(
         sets,
         searched.replacement,
