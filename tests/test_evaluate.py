@@ -323,3 +323,10 @@ def test_graph_size_is_recorded_for_explainers_with_a_graph(sasrec, monkeypatch)
     assert list(graph["graph_nodes"]) == [7.0, 7.0] and list(graph["graph_edges"]) == [3.0, 3.0]
     assert rows.loc[rows["explainer"] == "recency", "graph_nodes"].isna().all()
     assert summarize(rows).loc["with-graph", "graph_edges_mean"] == 3.0
+
+
+def test_the_dev_and_held_out_halves_split_the_users_in_a_fixed_way(sasrec):
+    every = resolve_users(sasrec, "all")
+    dev, held_out = resolve_users(sasrec, "dev"), resolve_users(sasrec, "held-out")
+    assert dev == every[0::2] and held_out == every[1::2]
+    assert not set(dev) & set(held_out) and sorted(dev + held_out) == sorted(every)

@@ -38,7 +38,8 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
     default="all",
     show_default=True,
     callback=_users_option,
-    help="'all', the first N users, or a file with one user id per line.",
+    help="'all', 'dev' or 'held-out' (the fixed halves), the first N users, or a file with "
+    "one user id per line.",
 )
 @shared_option("max_size")
 @shared_option("k", "Length of the original top-k list (for the replacement's rank).")

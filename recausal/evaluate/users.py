@@ -1,4 +1,9 @@
-"""Which users an evaluation explains: ``all``, the first N, a file of ids, or a list."""
+"""Which users an evaluation explains: ``all``, the first N, a half, a file of ids, or a list.
+
+The two halves are fixed: ``dev`` holds the users at even places of the dataset's user order
+(0, 2, 4, ...), ``held-out`` those at odd places. The explainers' settings are chosen on
+``dev`` and reported on ``held-out`` (results/study/README.md).
+"""
 
 from __future__ import annotations
 
@@ -16,19 +21,22 @@ if TYPE_CHECKING:
 
 #: what ``users`` may be
 Users = str | int | os.PathLike | Sequence[str]
+#: the fixed halves of a dataset's users (see the module docstring)
+HALVES = ("dev", "held-out")
 
 
 def parse_users(text: str) -> str | int:
     """Read a users argument given as text (the one parser of the command line and the API).
 
     Args:
-        text: ``all``, a positive number, or the path of a file of user ids.
+        text: ``all``, ``dev``, ``held-out``, a positive number, or the path of a file of
+            user ids.
 
     Returns:
-        ``"all"``, the number as an int, or the path as given (``InvalidInputError`` for
-        anything else).
+        ``"all"``, the half's name, the number as an int, or the path as given
+        (``InvalidInputError`` for anything else).
     """
-    if text == "all":
+    if text == "all" or text in HALVES:
         return text
     if text.strip().isdigit():
         number = int(text)
@@ -37,7 +45,8 @@ def parse_users(text: str) -> str | int:
         return number
     if not Path(text).is_file():
         raise InvalidInputError(
-            f"users must be 'all', a positive number, or a file of user ids; got {text!r} "
+            f"users must be 'all', 'dev', 'held-out', a positive number, or a file of user "
+            f"ids; got {text!r} "
             "(no such file)"
         )
     return text
@@ -72,7 +81,8 @@ def resolve_users(model: SequentialModel, users: Users) -> list[str]:
 
     Args:
         model: the model; its dataset holds the users (in RecBole's user order).
-        users: ``"all"``: every user; an integer ``N`` (or its string): the first N (all if
+        users: ``"all"``: every user; ``"dev"`` / ``"held-out"``: a fixed half (see the module
+            docstring); an integer ``N`` (or its string): the first N (all if
             fewer); a path to a text file: one user id per line (blank lines and ``#``
             comments skipped); a list: those ids. Ids must be known and distinct.
 
@@ -92,6 +102,8 @@ def resolve_users(model: SequentialModel, users: Users) -> list[str]:
         parsed = parse_users(os.fspath(users))
         if parsed == "all":
             return known
+        if parsed in HALVES:
+            return known[HALVES.index(parsed) :: 2]
         if isinstance(parsed, int):
             return known[:parsed]
         chosen = _read_ids(parsed)
