@@ -146,7 +146,7 @@ class Explainer(ABC):
         Returns:
             One :class:`Explanation` per history.
         """
-        check_int(k, "k", minimum=1)
+        check_int(k, "k", minimum=1, maximum=model.n_items - 1)
         item_ids, rank_list = _targets(model, len(histories), k, items, ranks)
         exclude = model.seen_policy(self.exclude_seen)
         batch = Batch(model, [model.encode(h, window=False) for h in histories], exclude)

@@ -77,7 +77,8 @@ class Baseline:
         """
         from recausal.models import top_k_ids
 
-        top = tuple(int(i) for i in top_k_ids(scores, min(k, len(scores) - 1)))
+        listed = min(k, int(np.isfinite(scores).sum()))  # left-out items are never listed
+        top = tuple(int(i) for i in top_k_ids(scores, listed))
         if item is not None:
             if item not in top:
                 raise InvalidInputError(

@@ -16,28 +16,30 @@ import threading
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from recausal._checks import is_int
+from recausal._checks import check_int
 from recausal.errors import (
     EmptyHistoryError,
     InvalidInputError,
-    RecausalError,
     RecausalWarning,
     UnknownItemError,
-    UnknownUserError,
     UnsupportedModelError,
 )
 from recausal.models.batch import History, Recommendation, as_batch, padded, top_k_ids
+from recausal.models.dataset_view import ModelDataset
+from recausal.models.gradients import DifferentiableScoring
 
 
-class SequentialModel(ABC):
+class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
     """A trained sequential recommender, addressed with external item tokens.
+
+    Its users' histories, titles and seen-item policy are those of :class:`ModelDataset`; its
+    hooks for the gradient explainers those of :class:`DifferentiableScoring`.
 
     Args:
         net: the RecBole network (put in eval mode).
@@ -159,48 +161,6 @@ class SequentialModel(ABC):
             ids = ids[-self.capacity :]
         return ids
 
-    @cached_property
-    def repeated_interactions(self) -> bool | None:
-        """Whether a user can interact with the same item again in the model's dataset.
-
-        Recorded in the bundle at training time (``meta["dataset"]["repeated_interactions"]``);
-        for an older bundle it is found from the dataset's histories, and it is ``None`` when
-        neither is available.
-        """
-        recorded = (self.meta.get("dataset") or {}).get("repeated_interactions")
-        if isinstance(recorded, bool):
-            return recorded
-        try:
-            histories = self._user_histories
-        except RecausalError:
-            return None
-        return any(len(set(h)) < len(h) for h in histories.values())
-
-    @property
-    def excludes_seen(self) -> bool:
-        """The default seen-item policy: leave out the items of a user's history when the
-        dataset has no repeated interactions (nobody rates a film twice), keep them when it
-        has them or when that is unknown."""
-        return self.repeated_interactions is False
-
-    def seen_policy(self, exclude_seen: bool | None) -> bool:
-        """Resolve a seen-item option: ``None`` means the model's default.
-
-        Args:
-            exclude_seen: ``True``/``False`` to force the policy, ``None`` for
-                :attr:`excludes_seen`.
-
-        Returns:
-            Whether the items of the history are left out of the recommendations.
-        """
-        if exclude_seen is None:
-            return self.excludes_seen
-        if not isinstance(exclude_seen, bool):
-            raise InvalidInputError(
-                f"exclude_seen must be True, False or None; got {exclude_seen!r}"
-            )
-        return exclude_seen
-
     def decode(self, ids: Sequence[int]) -> list[str]:
         """Map internal item ids back to tokens.
 
@@ -211,47 +171,6 @@ class SequentialModel(ABC):
             Their item tokens.
         """
         return [self.items[int(i)] for i in ids]
-
-    @cached_property
-    def _user_histories(self) -> dict[str, list[str]]:
-        from recausal.data import dataset_histories
-
-        return dataset_histories(self.dataset_name)
-
-    @property
-    def dataset_name(self) -> str:
-        """The dataset (a known name or a folder) whose users this model serves.
-
-        The one given to ``load_model``, else a known name recorded in the bundle (such as
-        ``ml-100k``), else the folder recorded at training time.
-        """
-        from recausal.data import recorded_dataset
-
-        return recorded_dataset(self.meta, self._dataset)
-
-    @cached_property
-    def titles(self) -> dict[str, str]:
-        """Item token → readable title from the dataset's ``.item`` file (empty if none)."""
-        from recausal.data import item_titles_if_any
-
-        return item_titles_if_any(self.dataset_name)
-
-    def user_history(self, user_id: str | int) -> list[str]:
-        """The user's full interaction history in the model's dataset, oldest first.
-
-        Args:
-            user_id: a user id of the model's dataset.
-
-        Returns:
-            The user's item tokens, oldest first (not cut to ``capacity``).
-
-        Raises:
-            UnknownUserError: the dataset has no such user.
-        """
-        hist = self._user_histories.get(str(user_id))
-        if hist is None:
-            raise UnknownUserError(f"user {user_id!r} is not in the dataset of model {self.name}")
-        return hist
 
     # ----------------------------------------------------------------- scoring
     def _pad(self, seqs: Sequence[np.ndarray], extra: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -314,8 +233,7 @@ class SequentialModel(ABC):
         Returns:
             One :class:`~recausal.models.batch.Recommendation` per history.
         """
-        if not is_int(k) or k < 1:
-            raise InvalidInputError(f"k must be a positive integer, got {k!r}")
+        k = check_int(k, "k", minimum=1, maximum=self.n_items - 1)
         exclude = self.seen_policy(exclude_seen)
         batch = as_batch(histories)
         full = [self.encode(h, window=False) for h in batch]
@@ -323,11 +241,11 @@ class SequentialModel(ABC):
         if exclude:
             for row, ids in zip(scores, full, strict=True):
                 row[ids] = -np.inf
-        k = min(int(k), self.n_items - 1)
         return [self._top_k(row, k) for row in scores]
 
     def _top_k(self, row: np.ndarray, k: int) -> Recommendation:
-        top = top_k_ids(row, k)
+        """The ``k`` best items of a score row; items at -inf (left out) are never listed."""
+        top = top_k_ids(row, min(k, int(np.isfinite(row).sum())))
         return Recommendation(tuple(self.items[i] for i in top), tuple(float(row[i]) for i in top))
 
     # ----------------------------------------------------------------- attention
@@ -421,68 +339,3 @@ class SequentialModel(ABC):
             if tid < 0:
                 raise UnknownItemError(f"target item {target!r} is not known to model {self.name}")
         return self.attention_ids([ids], [tid], layer)[0]
-
-    # ----------------------------------------------------------------- gradients
-    #: :meth:`score_tokens` gives differentiable scores (the gradient explainers need them)
-    differentiable: bool = False
-
-    def _no_gradients(self) -> UnsupportedModelError:
-        return UnsupportedModelError(
-            f"model {self.name} ({type(self.net).__name__}): differentiable scoring is "
-            "supported for SASRec and BERT4Rec only; the explainers that only score "
-            "(occlusion, kernel-shap, lime, shapley-sampling, ...) still work"
-        )
-
-    def network_input(self, seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The network's input for encoded histories, as :meth:`score_ids` builds it.
-
-        Args:
-            seqs: encoded histories, each within ``capacity`` (see :meth:`encode`).
-
-        Returns:
-            The padded tokens ``(B, W)`` (for BERT4Rec with the mask token after each
-            history) and, per row, the position whose output is scored.
-
-        Raises:
-            UnsupportedModelError: the family has no differentiable scoring.
-        """
-        raise self._no_gradients()
-
-    def score_tokens(
-        self, tokens: torch.Tensor, read: torch.Tensor, *, net: torch.nn.Module | None = None
-    ) -> torch.Tensor:
-        """Differentiable scores of network inputs: what :meth:`score_ids` computes (through the
-        network's own ``forward``; equal up to float rounding), with autograd left to the
-        caller, and nothing counted or masked.
-
-        Args:
-            tokens: the padded network input (see :meth:`network_input`).
-            read: per row, the position whose output is scored.
-            net: a copy of :attr:`net` to run instead (a gradient explainer sets its hooks on a
-                private copy, where they cannot reach another thread scoring with this model)
-                [default: :attr:`net`].
-
-        Returns:
-            Scores ``(B, n_items)``, column 0 (padding) included.
-
-        Raises:
-            UnsupportedModelError: the family has no differentiable scoring.
-        """
-        raise self._no_gradients()
-
-    def embedding_layer(self, net: torch.nn.Module | None = None) -> torch.nn.Embedding:
-        """The item-embedding layer through which :meth:`score_tokens` reads its tokens.
-
-        Args:
-            net: a copy of :attr:`net` (see :meth:`score_tokens`) [default: :attr:`net`].
-
-        Returns:
-            The network's item embedding (only its output for the input tokens enters the
-            network; the scores read its weights directly).
-
-        Raises:
-            UnsupportedModelError: the family has no differentiable scoring.
-        """
-        if not self.differentiable:
-            raise self._no_gradients()
-        return (self.net if net is None else net).item_embedding

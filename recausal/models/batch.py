@@ -109,9 +109,19 @@ def as_batch(histories: Sequence[History]) -> Sequence[History]:
     Raises:
         InvalidInputError: ``histories`` is a string or a single history.
     """
-    if isinstance(histories, str) or (len(histories) > 0 and isinstance(histories[0], str)):
+    if not isinstance(histories, Sequence) or isinstance(histories, str | bytes):
+        raise InvalidInputError(
+            "expected a batch (a list of histories, each a list of item tokens); "
+            f"got {type(histories).__name__}"
+        )
+    if len(histories) > 0 and isinstance(histories[0], str):
         raise InvalidInputError(
             "expected a batch (a list of histories, each a list of item tokens); "
             "for one history pass [history]"
         )
+    for index, history in enumerate(histories):
+        if not isinstance(history, Sequence) or isinstance(history, bytes):
+            raise InvalidInputError(
+                f"history {index} must be a list of item tokens; got {type(history).__name__}"
+            )
     return histories

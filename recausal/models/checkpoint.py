@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +66,7 @@ def save_checkpoint(
 ) -> None:
     """Write the checkpoint of a completed epoch (see the module docstring for the layout)."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -91,9 +90,7 @@ def save_checkpoint(
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
     weights = directory / f"epoch-{state.epochs_done:04d}.safetensors"
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, weights)
+    write_atomic(weights, save(tensors, metadata={"format": FORMAT}))
     record = {
         "format": FORMAT,
         "settings_digest": digest,

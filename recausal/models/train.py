@@ -135,7 +135,12 @@ def train(
     """
     import shutil
 
-    from recausal._compat import in_memory_trainer_class, quiet_trainer_side_effects, recbole_config
+    from recausal._compat import (
+        in_memory_trainer_class,
+        quiet_recbole_dataset_warnings,
+        quiet_trainer_side_effects,
+        recbole_config,
+    )
     from recausal.data import resolve_dataset
     from recausal.models.checkpoint import (
         TrainingState,
@@ -173,7 +178,8 @@ def train(
             config = recbole_config(cfg["model"], files.name, settings)
             init_seed(config["seed"], config["reproducibility"])
             torch.set_num_threads(int(cfg.get("threads", torch.get_num_threads())))
-            dataset = create_dataset(config)
+            with quiet_recbole_dataset_warnings():
+                dataset = create_dataset(config)
             train_data, valid_data, test_data = data_preparation(config, dataset)
             init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
             model = get_model(config["model"])(config, train_data.dataset).to("cpu")
