@@ -100,8 +100,8 @@ def main() -> None:
         "| explainer | " + " | ".join(present) + " |",
         "|---" * (len(present) + 1) + "|",
     ]
-    for _, row in summary.iterrows():
-        lines.append(f"| {row['explainer']} | " + " | ".join(_cell(row, c) for c in present) + " |")
+    for name, row in summary.iterrows():
+        lines.append(f"| {name} | " + " | ".join(_cell(row, c) for c in present) + " |")
     text = "\n".join(lines) + "\n"
     (args.out / "study.md").write_text(text, encoding="utf-8")
     print(text)
