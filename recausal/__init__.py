@@ -7,8 +7,9 @@ then ``explain``), and compare explainers offline (``recausal.evaluate.evaluate`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from recausal._lazy import lazy_getattr
 from recausal._version import __version__
 from recausal.errors import RecausalError
 
@@ -28,13 +29,7 @@ _LAZY = {
     "Explanation": "recausal.explain",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'recausal' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -2,9 +2,10 @@
 
 Every file recausal writes (HTML, SVG, JSON, Parquet, bundle parts) goes through
 :func:`write_atomic`; a folder that is filled and then renamed into place (a bundle) is made
-by :func:`staging_folder`. New files and folders get the modes the user's umask gives (as
-``open`` and ``mkdir`` would), a replaced file keeps its mode, and a path that cannot be
-written is an :class:`~recausal.errors.OutputError` naming it and why.
+by :func:`staging_folder`; what a run replaces is removed by :func:`remove_path`. New files
+and folders get the modes the user's umask gives (as ``open`` and ``mkdir`` would), a
+replaced file keeps its mode, and a path that cannot be written is an
+:class:`~recausal.errors.OutputError` naming it and why.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 from pathlib import Path
 
@@ -161,3 +163,22 @@ def staging_folder(path: str | os.PathLike) -> Path:
                 staging.chmod(stat.S_IMODE(path.stat().st_mode))
         return staging
     raise OutputError(f"cannot write {path}: no free temporary name in {path.parent}")
+
+
+def remove_path(
+    path: Path, *, ignore: type[OSError] | tuple[type[OSError], ...] = FileNotFoundError
+) -> None:
+    """Remove a file, a link or a whole folder, if it is there.
+
+    A folder is removed with everything in it, as far as it can be (errors inside it are
+    ignored); a file or a link is unlinked.
+
+    Args:
+        path: what to remove.
+        ignore: the errors of unlinking a file that are ignored [default: it is missing].
+    """
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(ignore):
+            path.unlink()

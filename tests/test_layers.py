@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "recausal"
 # Lowest first. A module may import its own layer and those below it.
 LAYERS: list[tuple[str, ...]] = [
     ("recausal.errors", "recausal._checks", "recausal._version", "recausal._io",
-     "recausal._compat"),
+     "recausal._compat", "recausal._lazy"),
     ("recausal.causal", "recausal.data"),
     ("recausal.models",),
     ("recausal.discovery",),

@@ -13,6 +13,8 @@ each one is fixed by what it must reproduce:
   (:func:`edge_walk`): the PDS tree of ICD, as the reference implementation
   (IntelLabs/causality-lab) builds it, so that ICD chooses the same separating sets.
   :func:`reaches` is its cheap, unbounded over-approximation, used to skip trees.
+
+A little over 400 lines because every PDS walk is kept here, in one place, as said above.
 """
 
 from __future__ import annotations

@@ -5,13 +5,15 @@
 
 Modules: ``schema`` (the rows), ``spec`` (what a run computes), ``users`` (which users),
 ``chunk`` (one chunk's rows), ``engines`` (where chunks run), ``journal`` (the saved chunks),
-``runner`` (the job), ``measures`` and ``report`` (the summary and the files), ``cli``.
+``runner`` (the job), ``measures``, ``markdown`` and ``report`` (the summary, its tables and
+the files), ``cli``.
 """
 
 from __future__ import annotations
 
 from recausal.evaluate.journal import read_manifest
-from recausal.evaluate.measures import deletion_curve, summarize, summary_markdown
+from recausal.evaluate.markdown import summary_markdown
+from recausal.evaluate.measures import deletion_curve, summarize
 from recausal.evaluate.report import write_report
 from recausal.evaluate.runner import evaluate
 from recausal.evaluate.schema import COLUMNS, TIMING_COLUMNS, rows_frame

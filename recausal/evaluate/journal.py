@@ -15,6 +15,9 @@ chunks recomputed.
 
 Journals of version 1 (recausal before part digests) are refused with a message to start over
 (``--overwrite``): their parts cannot be checked, and a value edited in one would pass unseen.
+
+A little over 400 lines because the manifest and the parts it names are read, checked, repaired
+and written together, by one :class:`Journal`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recausal._io import write_atomic
+from recausal._io import remove_path, write_atomic
 from recausal.errors import InvalidInputError, RecausalError, RecausalWarning
 from recausal.evaluate.spec import JobSpec
 
@@ -186,15 +188,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _remove(path: Path) -> None:
-    """Remove a file or folder if it is there."""
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 class Journal:
     """The saved chunks of one run in one folder (``out=None``: nothing is saved)."""
 
@@ -275,7 +268,7 @@ class Journal:
         """Remove the journal, the manifest and the outputs of an earlier run."""
         assert self.out is not None
         for name in (JOURNAL, MANIFEST, *OWN_OUTPUTS):
-            _remove(self.out / name)
+            remove_path(self.out / name)
 
     def _mkdir(self) -> None:
         assert self.out is not None
@@ -367,7 +360,7 @@ class Journal:
             )
         for name, _ in damaged:
             parts.pop(name, None)
-            _remove(self.out / JOURNAL / name)
+            remove_path(self.out / JOURNAL / name)
         self._write_manifest()
         warnings.warn(self._damage_message(damaged, "recomputing"), RecausalWarning, stacklevel=2)
         return done

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from recausal._io import write_atomic
+from recausal.evaluate.markdown import summary_markdown
 from recausal.evaluate.measures import (
     KS,
     REFERENCE,
@@ -23,7 +24,6 @@ from recausal.evaluate.measures import (
     paired_tests,
     perturbation_curve,
     summarize,
-    summary_markdown,
 )
 from recausal.evaluate.schema import LIST_COLUMNS
 

@@ -51,29 +51,12 @@ COLUMNS: tuple[str, ...] = (
 )
 #: Columns that measure time and so differ between two runs of the same job.
 TIMING_COLUMNS: tuple[str, ...] = ("seconds",)
+#: The curves a row gets from :func:`recausal.evaluate.chunk.row_measures` (lists).
+_CURVE_COLUMNS: tuple[str, ...] = ("deletion", "pos_ranks", "neg_ranks", "del_probs", "ins_probs")
 #: Columns that hold lists.
-LIST_COLUMNS: tuple[str, ...] = (
-    "top_k",
-    "set_positions",
-    "set_items",
-    "sets",
-    "deletion",
-    "pos_ranks",
-    "neg_ranks",
-    "del_probs",
-    "ins_probs",
-)
+LIST_COLUMNS: tuple[str, ...] = ("top_k", "set_positions", "set_items", "sets", *_CURVE_COLUMNS)
 #: The columns a row gets from :func:`recausal.evaluate.chunk.row_measures`.
-MEASURED_COLUMNS: tuple[str, ...] = (
-    "deletion",
-    "pos_ranks",
-    "neg_ranks",
-    "del_probs",
-    "ins_probs",
-    "pn_s_item",
-    "pn_s_list",
-    "pn_r",
-)
+MEASURED_COLUMNS: tuple[str, ...] = (*_CURVE_COLUMNS, "pn_s_item", "pn_s_list", "pn_r")
 #: Integer columns that can be missing (nullable integers in the table).
 INT_COLUMNS: tuple[str, ...] = (
     "history_length",

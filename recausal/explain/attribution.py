@@ -165,25 +165,27 @@ class _PerturbationExplainer(RankingExplainer):
         attr = _captum_attr()
         out = []
         for u, base in enumerate(bases):
-            n = len(batch.ids[u])
             game = _Presence(batch, u, base.target, self.removal)
-            inputs, absent = torch.ones(1, n), torch.zeros(1, n)
-            features = torch.arange(n).unsqueeze(0)
             with _seeded(self.seed, batch.ids[u]):
-                values = self._attribute(attr, game, inputs, absent, features)
+                values = self._attribute(attr, game, len(batch.ids[u]))
             out.append(values.detach().reshape(-1).double().numpy())
         return out
 
-    def _attribute(
-        self,
-        attr: Any,
-        game: _Presence,
-        inputs: torch.Tensor,
-        absent: torch.Tensor,
-        features: torch.Tensor,
-    ) -> torch.Tensor:
-        """The attributions ``(1, n)`` of one window (``inputs``: all present)."""
+    def _attribute(self, attr: Any, game: _Presence, n: int) -> torch.Tensor:
+        """The attributions ``(1, n)`` of one window of ``n`` positions."""
         raise NotImplementedError
+
+
+def _perturb(method: Any, n: int, n_samples: int, per_eval: int) -> torch.Tensor:
+    """A Captum perturbation method's attributions for one window of ``n`` positions: every
+    position present in the input, removed in the baseline, one feature each."""
+    return method.attribute(
+        torch.ones(1, n),
+        baselines=torch.zeros(1, n),
+        feature_mask=torch.arange(n).unsqueeze(0),
+        n_samples=n_samples,
+        perturbations_per_eval=per_eval,
+    )
 
 
 def _check_samples(value: int, name: str) -> int:
@@ -214,24 +216,11 @@ class KernelShapExplainer(_PerturbationExplainer):
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "n_samples": self.n_samples}
 
-    def _attribute(
-        self,
-        attr: Any,
-        game: _Presence,
-        inputs: torch.Tensor,
-        absent: torch.Tensor,
-        features: torch.Tensor,
-    ) -> torch.Tensor:
+    def _attribute(self, attr: Any, game: _Presence, n: int) -> torch.Tensor:
         require_extra("sklearn", "captum")
-        if inputs.shape[1] == 1:  # Captum's kernel needs two features; one is exact
-            return game(inputs) - game(absent)
-        return attr.KernelShap(game).attribute(
-            inputs,
-            baselines=absent,
-            feature_mask=features,
-            n_samples=self.n_samples,
-            perturbations_per_eval=self.n_samples,
-        )
+        if n == 1:  # Captum's kernel needs two features; one is exact
+            return game(torch.ones(1, 1)) - game(torch.zeros(1, 1))
+        return _perturb(attr.KernelShap(game), n, self.n_samples, self.n_samples)
 
 
 class LimeExplainer(_PerturbationExplainer):
@@ -261,25 +250,12 @@ class LimeExplainer(_PerturbationExplainer):
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "n_samples": self.n_samples, "alpha": self.alpha}
 
-    def _attribute(
-        self,
-        attr: Any,
-        game: _Presence,
-        inputs: torch.Tensor,
-        absent: torch.Tensor,
-        features: torch.Tensor,
-    ) -> torch.Tensor:
+    def _attribute(self, attr: Any, game: _Presence, n: int) -> torch.Tensor:
         require_extra("sklearn", "captum")
         from captum._utils.models.linear_model import SkLearnLasso
 
         lime = attr.Lime(game, interpretable_model=SkLearnLasso(alpha=self.alpha))
-        return lime.attribute(
-            inputs,
-            baselines=absent,
-            feature_mask=features,
-            n_samples=self.n_samples,
-            perturbations_per_eval=self.n_samples,
-        )
+        return _perturb(lime, n, self.n_samples, self.n_samples)
 
 
 class ShapleySamplingExplainer(_PerturbationExplainer):
@@ -305,18 +281,5 @@ class ShapleySamplingExplainer(_PerturbationExplainer):
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "n_permutations": self.n_permutations}
 
-    def _attribute(
-        self,
-        attr: Any,
-        game: _Presence,
-        inputs: torch.Tensor,
-        absent: torch.Tensor,
-        features: torch.Tensor,
-    ) -> torch.Tensor:
-        return attr.ShapleyValueSampling(game).attribute(
-            inputs,
-            baselines=absent,
-            feature_mask=features,
-            n_samples=self.n_permutations,
-            perturbations_per_eval=inputs.shape[1],
-        )
+    def _attribute(self, attr: Any, game: _Presence, n: int) -> torch.Tensor:
+        return _perturb(attr.ShapleyValueSampling(game), n, self.n_permutations, n)

@@ -10,7 +10,8 @@ import numpy as np
 
 from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, RankingExplainer, share_of_sets
-from recausal.explain.batch import Baseline, Batch, search_by_size
+from recausal.explain.batch import Baseline, Batch
+from recausal.explain.search import search_by_size
 
 
 class AttentionExplainer(RankingExplainer):

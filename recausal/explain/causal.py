@@ -16,7 +16,8 @@ from recausal.causal import PDSTree
 from recausal.discovery import Discovery, DiscoverySettings, Heads, discover_ids
 from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, share_of_sets
-from recausal.explain.batch import Baseline, Batch, Searched, search_by_size
+from recausal.explain.batch import Baseline, Batch
+from recausal.explain.search import Searched, search_by_size
 
 #: how the equally small valid sets are ordered: by the tree (the paper), or by how high the
 #: replacement ranks in the original list

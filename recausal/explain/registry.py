@@ -84,3 +84,20 @@ def get_explainer(name: str, **params: Any) -> Explainer:
         return cls(**params)
     except TypeError as exc:
         raise InvalidInputError(f"explainer {name!r}: {exc}") from None
+
+
+__all__ = [
+    "EXPLAINERS",
+    "AttentionExplainer",
+    "CausalExplainer",
+    "ExhaustiveExplainer",
+    "IntegratedGradientsExplainer",
+    "KernelShapExplainer",
+    "LimeExplainer",
+    "OcclusionExplainer",
+    "RandomExplainer",
+    "RecencyExplainer",
+    "ShapleySamplingExplainer",
+    "explainer_names",
+    "get_explainer",
+]

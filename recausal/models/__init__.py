@@ -12,8 +12,9 @@ of it such as :mod:`recausal.models.bundle`, does not import torch):
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from recausal._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from recausal.models.base import SequentialModel
@@ -58,13 +59,9 @@ _EXPORTS = {
     ),
     "recausal.models.loading": ("build_network", "from_bundle", "from_recbole", "load_model"),
 }
-_LAZY = {name: module for module, names in _EXPORTS.items() for name in names}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'recausal.models' has no attribute {name!r}")
+__getattr__ = lazy_getattr(
+    __name__, {name: module for module, names in _EXPORTS.items() for name in names}
+)
 
 
 __all__ = [

@@ -14,7 +14,6 @@ No file in a bundle is ever unpickled. Bundles shipped inside the package are fo
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from recausal._io import staging_folder, write_atomic
+from recausal._io import remove_path, staging_folder, write_atomic
 from recausal._version import __version__
 from recausal.errors import BundleError, InvalidInputError, OutputError
 from recausal.models.bundle_schema import (
@@ -216,26 +215,16 @@ def save_bundle(
             old = path.with_name(f".{path.name}.{secrets.token_hex(6)}.old")
             os.replace(path, old)
             os.replace(staging, path)
-            _rmtree(old)
+            remove_path(old, ignore=OSError)
         else:
             os.replace(staging, path)
     except OSError as exc:
-        _rmtree(staging)
+        remove_path(staging, ignore=OSError)
         raise OutputError(f"cannot write bundle {path}: {exc.strerror or exc}") from None
     except BaseException:
-        _rmtree(staging)
+        remove_path(staging, ignore=OSError)
         raise
     return path
-
-
-def _rmtree(path: Path) -> None:
-    import shutil
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):
-            path.unlink()
 
 
 def _read_json(path: Path, what: str) -> Any:

@@ -12,7 +12,6 @@ work itself is :mod:`recausal.usecases`; the routes only shape the answers.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -44,6 +43,7 @@ from recausal.service.limits import (
     normalize_hosts,
 )
 from recausal.service.pool import ModelPool, Pool, ServedModel
+from recausal.service.responses import finite_json
 from recausal.service.schemas import ExplainRequest, HistoryRequest, RecommendRequest
 
 if TYPE_CHECKING:
@@ -59,17 +59,6 @@ router = APIRouter()
 
 
 # --------------------------------------------------------------------------- helpers
-def _finite(obj: Any) -> Any:
-    """``obj`` with every non-finite float replaced by None (JSON has no inf or NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 def _history(sm: ServedModel, body: HistoryRequest) -> usecases.UsedHistory:
     """The body's history (a user's or the given items), whole."""
     if body.history is not None:
@@ -86,7 +75,7 @@ def _answer(sm: ServedModel, hist: usecases.UsedHistory, **fields: Any) -> JSONR
         "history_length": hist.length,
         "history_used": hist.window,
     }
-    return JSONResponse(_finite({**head, **fields}))
+    return finite_json({**head, **fields})
 
 
 def _explain(
@@ -214,9 +203,7 @@ async def graph(
         title = f"Causal graph for user {user} ({sm.name}, {label})"
         svg = usecases.graph_svg(pag, sm.titles, title=title)
         return Response(svg, media_type="image/svg+xml")
-    return JSONResponse(
-        _finite({"model": sm.name, "user": user, "head": head, "graph": pag.to_dict()})
-    )
+    return finite_json({"model": sm.name, "user": user, "head": head, "graph": pag.to_dict()})
 
 
 # --------------------------------------------------------------------------- the app

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 import click
 
@@ -11,7 +13,27 @@ from recausal.errors import RecausalError
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: --host values that listen on every address (no one Host header names them)
-_ANY_ADDRESS = {"", "0.0.0.0", "::"}
+ANY_ADDRESS = {"", "0.0.0.0", "::"}
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
+
+
+def log_level_option(default: str) -> Callable[[_Command], _Command]:
+    """The ``--log-level`` option of the commands that run uvicorn.
+
+    Args:
+        default: the level when the option is not given.
+
+    Returns:
+        The click decorator.
+    """
+    return click.option(
+        "--log-level",
+        default=default,
+        show_default=True,
+        type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+        help="uvicorn's log level.",
+    )
 
 
 def check_port(host: str, port: int) -> None:
@@ -58,7 +80,7 @@ def default_allowed_hosts(host: str) -> list[str]:
     """
     from recausal.service.limits import DEFAULT_ALLOWED_HOSTS
 
-    extra = [] if host in _ANY_ADDRESS else [host]
+    extra = [] if host in ANY_ADDRESS else [host]
     return [*DEFAULT_ALLOWED_HOSTS, *extra]
 
 
@@ -109,13 +131,7 @@ def default_allowed_hosts(host: str) -> list[str]:
     help="Most seconds a client may take to send a request, headers and body; a slower one "
     "gets 408 and is disconnected [default: 10].",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help="uvicorn's log level.",
-)
+@log_level_option("info")
 def serve_command(
     models: tuple[str, ...],
     host: str,
@@ -161,4 +177,10 @@ def serve_command(
         app.state.pool.close()
 
 
-__all__ = ["check_port", "default_allowed_hosts", "serve_command"]
+__all__ = [
+    "ANY_ADDRESS",
+    "check_port",
+    "default_allowed_hosts",
+    "log_level_option",
+    "serve_command",
+]

@@ -9,14 +9,12 @@ import time
 
 import click
 
-from recausal.service.cli import serve_command
+from recausal.service.cli import ANY_ADDRESS, log_level_option, serve_command
 
 #: the models ``recausal explore`` serves: the shipped bundles
 EXPLORE_MODELS = ("sasrec-ml100k", "bert4rec-ml100k")
 #: seconds to wait for the service to listen (the models load first) before giving up
 START_TIMEOUT_S = 300.0
-
-_ANY_ADDRESS = {"", "0.0.0.0", "::"}
 
 
 def explorer_url(host: str, port: int) -> str:
@@ -29,7 +27,7 @@ def explorer_url(host: str, port: int) -> str:
     Returns:
         ``http://HOST:PORT/``.
     """
-    host = "127.0.0.1" if host in _ANY_ADDRESS else host
+    host = "127.0.0.1" if host in ANY_ADDRESS else host
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
@@ -45,7 +43,7 @@ def wait_for_server(host: str, port: int, timeout: float = START_TIMEOUT_S) -> b
     Returns:
         True once a connection succeeds, False on time-out.
     """
-    host = "127.0.0.1" if host in _ANY_ADDRESS else host
+    host = "127.0.0.1" if host in ANY_ADDRESS else host
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -69,13 +67,7 @@ def _open_browser(host: str, port: int) -> None:
     "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
 )
 @click.option("--no-browser", is_flag=True, help="Do not open the explorer in a browser.")
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-    help="uvicorn's log level.",
-)
+@log_level_option("warning")
 @click.pass_context
 def explore_command(
     ctx: click.Context, host: str, port: int, no_browser: bool, log_level: str

@@ -17,7 +17,7 @@ what the page needs and the core API lacks:
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any
 
@@ -31,6 +31,7 @@ from recausal.errors import RecausalError
 from recausal.service.errors import error_response
 from recausal.service.limits import MAX_HISTORY, MAX_K
 from recausal.service.pool import Pool, ServedModel
+from recausal.service.responses import finite_json
 from recausal.service.schemas import Token
 
 __all__ = ["CSP", "MAX_BATCH", "BatchRequest", "install_docs", "router"]
@@ -62,6 +63,8 @@ DOCS_ASSETS = {
     "favicon.png": "image/png",
 }
 DOCS_PREFIX = "/docs-assets"
+#: the body of /docs and /redoc without fastapi-offline
+_NO_DOCS = "<p>Install the <code>serve</code> extra (fastapi-offline) for the API docs.</p>"
 #: URLs in the docs assets that would leave the machine, and their local stand-ins
 DOCS_REWRITES = {
     "redoc.standalone.js": [
@@ -88,17 +91,6 @@ class BatchRequest(BaseModel):
     exclude_seen: bool | None = Field(
         None, description="Leave out the items of each history (default: the model's policy)."
     )
-
-
-def _finite(obj: Any) -> Any:
-    """``obj`` with non-finite floats replaced by None (JSON has no inf or NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _asset(package: str, name: str, media_type: str, *, csp: bool = False) -> Response:
@@ -205,16 +197,14 @@ async def recommend_batch(body: BatchRequest, pool: Pool) -> JSONResponse:
     results = await sm.call(work)
     shown = {str(t) for h in body.histories for t in h}
     titles = {t: sm.titles[t] for t in shown if t in sm.titles}
-    return JSONResponse(
-        _finite(
-            {
-                "model": sm.name,
-                "k": body.k,
-                "capacity": sm.model.capacity,
-                "results": results,
-                "titles": titles,
-            }
-        )
+    return finite_json(
+        {
+            "model": sm.name,
+            "k": body.k,
+            "capacity": sm.model.capacity,
+            "results": results,
+            "titles": titles,
+        }
     )
 
 
@@ -226,6 +216,20 @@ def _docs_html(title: str, head: str, body: str) -> HTMLResponse:
         f'<link rel="icon" href="{DOCS_PREFIX}/favicon.png">{head}</head>'
         f"<body>{body}</body></html>"
     )
+
+
+def _docs_page(
+    app: FastAPI, path: str, name: str, title: str, render: Callable[[str], HTMLResponse] | None
+) -> None:
+    """Serve the docs page ``render(title)`` at ``path`` (the route ``name``), or, without
+    ``render`` (no fastapi-offline), a page saying how to install it."""
+
+    async def docs_page() -> HTMLResponse:
+        if render is None:
+            return _docs_html(title, "", _NO_DOCS)
+        return render(title)
+
+    app.get(path, include_in_schema=False, name=name)(docs_page)
 
 
 def install_docs(app: FastAPI) -> None:
@@ -251,33 +255,28 @@ def install_docs(app: FastAPI) -> None:
         response.headers["Cache-Control"] = "max-age=86400"
         return response
 
-    missing = "<p>Install the <code>serve</code> extra (fastapi-offline) for the API docs.</p>"
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger() -> HTMLResponse:
-        if not have_assets:
-            return _docs_html(f"{title} - Swagger UI", "", missing)
+    def swagger(page_title: str) -> HTMLResponse:
         from fastapi.openapi.docs import get_swagger_ui_html
 
         return get_swagger_ui_html(
             openapi_url=openapi,
-            title=f"{title} - Swagger UI",
+            title=page_title,
             swagger_js_url=f"{DOCS_PREFIX}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_PREFIX}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_PREFIX}/favicon.png",
             swagger_ui_parameters={"validatorUrl": None},  # its badge would call out
         )
 
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
-        if not have_assets:
-            return _docs_html(f"{title} - ReDoc", "", missing)
+    def redoc(page_title: str) -> HTMLResponse:
         from fastapi.openapi.docs import get_redoc_html
 
         return get_redoc_html(
             openapi_url=openapi,
-            title=f"{title} - ReDoc",
+            title=page_title,
             redoc_js_url=f"{DOCS_PREFIX}/redoc.standalone.js",
             redoc_favicon_url=f"{DOCS_PREFIX}/favicon.png",
             with_google_fonts=False,
         )
+
+    _docs_page(app, "/docs", "swagger", f"{title} - Swagger UI", swagger if have_assets else None)
+    _docs_page(app, "/redoc", "redoc", f"{title} - ReDoc", redoc if have_assets else None)
