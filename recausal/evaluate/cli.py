@@ -58,9 +58,17 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Local worker processes (with --engine ray: Ray actors).",
+    help="Local worker processes (with --engine ray: Ray tasks in flight at once).",
 )
 @click.option("--engine", default="local", show_default=True, type=click.Choice(["local", "ray"]))
+@click.option(
+    "--address",
+    default=None,
+    metavar="HOST:PORT",
+    help="With --engine ray: the Ray cluster to run on (its head's address, or 'auto'); "
+    "default $RAY_ADDRESS, else a local Ray for the run. Every node needs the bundle at the "
+    "same path.",
+)
 @click.option(
     "--chunk-size",
     default=16,
@@ -88,6 +96,7 @@ def evaluate_command(
     out: Path,
     workers: int,
     engine: str,
+    address: str | None,
     chunk_size: int,
     overwrite: bool,
     repair: bool,
@@ -102,6 +111,8 @@ def evaluate_command(
         names = check_explainers(explainers)
     except InvalidInputError as exc:
         raise click.BadParameter(str(exc), param_hint="--explainers") from None
+    if address and engine != "ray":
+        raise click.BadParameter("is for --engine ray", param_hint="--address")
 
     from recausal.evaluate import evaluate, summarize, summary_markdown
 
@@ -109,6 +120,8 @@ def evaluate_command(
     args += ["--explainers", ",".join(names), "--users", str(users), "--max-size", str(max_size)]
     args += ["-k", str(k), "--removal", removal, "--seed", str(seed), "--chunk-size"]
     args += [str(chunk_size), "--out", str(out), "--workers", str(workers), "--engine", engine]
+    if address:
+        args += ["--address", address]
     if exclude_seen is not None:
         args += ["--exclude-seen" if exclude_seen else "--keep-seen"]
     command = "recausal evaluate " + shlex.join(args)
@@ -125,6 +138,7 @@ def evaluate_command(
         out=out,
         workers=workers,
         engine=engine,
+        address=address,
         chunk_size=chunk_size,
         overwrite=overwrite,
         repair=repair,

@@ -4,8 +4,9 @@ Users are cut into fixed chunks (``chunk_size`` users, in the dataset's user ord
 the unit of work and of saving: every explainer explains every user of the chunk
 (:mod:`~recausal.evaluate.chunk`), the rows go to one journal part
 (:mod:`~recausal.evaluate.journal`), and a restarted run with the same arguments skips the chunks
-already saved. Chunks run in this process, on local worker processes or as Ray tasks
-(:mod:`~recausal.evaluate.engines`); the rows do not depend on the engine.
+already saved. Chunks run in this process, on local worker processes or as Ray tasks, locally or
+on an existing Ray cluster (:mod:`~recausal.evaluate.engines`); the rows do not depend on the
+engine.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def evaluate(
     out: str | os.PathLike | None = None,
     workers: int = 1,
     engine: str = "local",
+    address: str | None = None,
     chunk_size: int = 16,
     deletion_max: int = 5,
     exclude_seen: bool | None = None,
@@ -84,9 +86,13 @@ def evaluate(
         removal: ``delete`` or ``pad``.
         seed: the explainers' seed.
         out: the output folder, or ``None`` to keep nothing.
-        workers: ``> 1``: run chunks on that many local processes (Ray actors with
-            ``engine="ray"``); both need a model loaded from a bundle.
+        workers: ``> 1``: run chunks on that many local processes; with ``engine="ray"``, the
+            Ray tasks in flight at once. Both need a model loaded from a bundle.
         engine: ``local`` or ``ray``.
+        address: with ``engine="ray"``, the Ray cluster to run on (``HOST:PORT`` of its head,
+            ``auto``); ``None``: ``RAY_ADDRESS`` if set, else a local Ray started for the run.
+            Every node loads the bundle from the same absolute path (see
+            :mod:`recausal.evaluate.engines`).
         chunk_size: users per saved chunk.
         deletion_max: the longest deletion curve.
         exclude_seen: leave the users' own items out of the recommendations (``None``: the
@@ -113,7 +119,7 @@ def evaluate(
         chunk_size=chunk_size,
         exclude_seen=exclude_seen,
     )
-    workers = check_engine(engine, workers)
+    workers = check_engine(engine, workers, address)
     model = _as_model(model)
     if (engine == "ray" or workers > 1) and model.path is None:
         raise InvalidInputError(
@@ -144,7 +150,10 @@ def evaluate(
         desc="evaluate",
     )
     sizes = {index: len(u) for index, u in chunks}
-    results = run_chunks(model, todo, spec, engine=engine, workers=workers)
+    placement: dict[str, int] = {}
+    results = run_chunks(
+        model, todo, spec, engine=engine, workers=workers, address=address, placement=placement
+    )
     try:
         for index, rows in results:
             if [(r["user"], r["explainer"]) for r in rows] != expected[index]:
@@ -163,5 +172,8 @@ def evaluate(
         manifest["resumed_chunks"] = len(chunks) - len(todo)
         manifest["engine"] = engine
         manifest["workers"] = workers
+        if engine == "ray":
+            # the chunks each Ray node computed in the (last) run, by node address
+            manifest["ray_nodes"] = dict(sorted(placement.items()))
         write_report(frame, journal.out, manifest=manifest, plots=plots)
     return frame

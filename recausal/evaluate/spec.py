@@ -84,12 +84,13 @@ def job_spec(
     return spec
 
 
-def check_engine(engine: str, workers: int) -> int:
-    """Check the engine and the number of workers.
+def check_engine(engine: str, workers: int, address: str | None = None) -> int:
+    """Check the engine, the number of workers and the Ray address.
 
     Args:
         engine: one of :data:`ENGINES`.
-        workers: local worker processes, or Ray actors.
+        workers: local worker processes, or Ray tasks in flight.
+        address: a Ray cluster's address (``engine="ray"`` only).
 
     Returns:
         ``workers`` as an int.
@@ -97,4 +98,8 @@ def check_engine(engine: str, workers: int) -> int:
     workers = check_int(workers, "workers", minimum=1)
     if engine not in ENGINES:
         raise InvalidInputError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if address is not None and not isinstance(address, str):
+        raise InvalidInputError(f"address must be a string (HOST:PORT), got {address!r}")
+    if address and engine != "ray":
+        raise InvalidInputError(f"address {address!r} is for engine='ray', not {engine!r}")
     return workers
