@@ -371,10 +371,6 @@ def explain(
     For the top-1, an explanation is a smallest set of history items whose removal changes the
     top-1; for another item of the top-k, a smallest set whose removal moves it out of the top-k.
     """
-    if item is not None and rank is not None:
-        raise click.UsageError("give --item TOKEN or --rank R, not both")
-    if rank is not None and not 1 <= rank <= k:
-        raise click.UsageError(f"--rank must be between 1 and -k ({k}); got {rank}")
     m = _load(model)
     hist = resolve_history(m, user, history)
     result = usecases.explain_history(
