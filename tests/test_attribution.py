@@ -13,6 +13,7 @@ import torch
 from recausal.errors import InvalidInputError, MissingExtraError, UnsupportedModelError
 from recausal.explain import get_explainer
 from recausal.models import SASRecModel
+from recausal.testing.planted import planted_histories
 
 #: every test but the missing-extra ones runs Captum (the ``captum`` extra, in ``all``)
 needs_captum = pytest.mark.skipif(
@@ -29,17 +30,6 @@ def _histories(model, n, seed, low=3, high=12):
     return [
         [model.items[i] for i in rng.integers(1, model.n_items, size=int(rng.integers(low, high)))]
         for _ in range(n)
-    ]
-
-
-def _planted_histories(model, planted, n=24, seed=3):
-    """Fillers ending with a planted cause (as in test_explain.py)."""
-    rng = np.random.default_rng(seed)
-    fillers = [t for t in model.items[1:] if t not in planted.causes | planted.effects]
-    causes = sorted(planted.causes)
-    return [
-        [*rng.choice(fillers, size=int(rng.integers(4, 9))).tolist(), causes[i % len(causes)]]
-        for i in range(n)
     ]
 
 
@@ -120,7 +110,7 @@ def test_shapley_values_add_up_to_the_score_removed(sasrec, removal):
 def test_the_planted_cause_ranks_first(any_model, planted, name, capsys):
     histories = [
         h
-        for h in _planted_histories(any_model, planted)
+        for h in planted_histories(any_model, planted)
         if any_model.recommend([h], k=1)[0].top == planted.cause_to_effect[h[-1]]
     ]
     assert len(histories) >= 12, "the tiny model should have learned the planted rule"

@@ -18,19 +18,9 @@ from recausal.explain import (
     remove_positions,
 )
 from recausal.models import SASRecModel
+from recausal.testing.planted import planted_histories
 
 NAMES = sorted(EXPLAINERS)
-
-
-def _planted_histories(model, planted, n=24, seed=3):
-    """Histories of random fillers ending with a planted cause (the model recommends its effect)."""
-    rng = np.random.default_rng(seed)
-    fillers = [t for t in model.items[1:] if t not in planted.causes | planted.effects]
-    causes = sorted(planted.causes)
-    return [
-        [*rng.choice(fillers, size=int(rng.integers(4, 9))).tolist(), causes[i % len(causes)]]
-        for i in range(n)
-    ]
 
 
 def _top1(model, history):
@@ -40,7 +30,7 @@ def _top1(model, history):
 def test_causal_explainer_finds_the_planted_cause(any_model, planted, capsys):
     histories = [
         h
-        for h in _planted_histories(any_model, planted)
+        for h in planted_histories(any_model, planted)
         if _top1(any_model, h) == planted.cause_to_effect[h[-1]]
     ]
     assert len(histories) >= 12, "the tiny model should have learned the planted rule"

@@ -16,10 +16,7 @@ import base64
 import json
 import os
 import shutil
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -89,25 +86,12 @@ def make_driver(width: int = 1280, height: int = 900, *, mobile: bool = False) -
 def server(sasrec_bundle, bert4rec_bundle) -> Iterator[str]:
     """The service with the tiny models on a loopback socket (uvicorn in a thread)."""
     pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
-    import uvicorn
-
     from recausal.service.app import create_app
+    from recausal.testing.server import serving
 
     app = create_app({"sasrec": sasrec_bundle, "bert4rec": bert4rec_bundle})
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from recausal.evaluate.stats import (
 from recausal.explain import Explanation, get_explainer
 from recausal.explain.batch import Batch
 from recausal.explain.explanation import RankedItem
+from recausal.testing.planted import planted_histories
 
 NEG_INF = -np.inf
 
@@ -197,21 +198,10 @@ def test_rank_in_rows_agrees_with_the_batch_rule(sasrec):
     assert ranks_in_rows(scores, targets).tolist() == new_rank.tolist()
 
 
-def _planted_histories(model, planted, n=24, seed=3):
-    """Random fillers ending with a planted cause (the model recommends its effect)."""
-    rng = np.random.default_rng(seed)
-    fillers = [t for t in model.items[1:] if t not in planted.causes | planted.effects]
-    causes = sorted(planted.causes)
-    return [
-        [*rng.choice(fillers, size=int(rng.integers(4, 9))).tolist(), causes[i % len(causes)]]
-        for i in range(n)
-    ]
-
-
 def test_curves_of_the_planted_model_separate_the_cause_from_fillers(sasrec, planted):
     histories = [
         h
-        for h in _planted_histories(sasrec, planted)
+        for h in planted_histories(sasrec, planted)
         if sasrec.recommend([h], k=1)[0].top == planted.cause_to_effect[h[-1]]
     ]
     assert len(histories) >= 12

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -21,6 +19,7 @@ from recausal.causal.pag import PAG
 from recausal.errors import InvalidInputError
 from recausal.service import app as service_app
 from recausal.service.app import MAX_BODY_BYTES, MAX_HISTORY, create_app, parse_model_specs
+from recausal.testing.server import serving
 
 
 class _Slow:
@@ -52,21 +51,8 @@ def client(app):
 @pytest.fixture(scope="module")
 def server(app):
     """The app on a real loopback socket (uvicorn in a background thread)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as (url, _):
+        yield url
 
 
 def _history(model, user="1") -> list[str]:

@@ -25,6 +25,7 @@ import uvicorn
 from recausal.errors import InvalidInputError
 from recausal.service.app import create_app
 from recausal.service.limits import DEFAULT_ALLOWED_HOSTS, normalize_hosts, server_options
+from recausal.testing.server import serving
 
 #: seconds a client has to send a request, in these tests
 READ_TIMEOUT = 0.5
@@ -58,29 +59,11 @@ class _SlowModel:
 def _serving(app: Any) -> Iterator[tuple[str, uvicorn.Server]]:
     """``app`` under uvicorn on a loopback socket, with the limits ``recausal serve`` sets:
     its URL and the server."""
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP (else
-    # Nagle's algorithm and delayed ACKs add 40 ms to every answer)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", **server_options(READ_TIMEOUT)
-    )
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", srv
-    finally:
-        srv.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-        app.state.pool.close()
+    with serving(app, **server_options(READ_TIMEOUT)) as (url, srv):
+        try:
+            yield url, srv
+        finally:
+            app.state.pool.close()
 
 
 def _threads_borrowed(srv: uvicorn.Server) -> int:
