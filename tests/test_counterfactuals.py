@@ -151,6 +151,18 @@ def test_deletion_edits_the_full_history_and_older_items_slide_in(sasrec):
     assert padded[1:3].tolist() == full[batch.offsets[0] + 1 : batch.offsets[0] + 3].tolist()
 
 
+def test_the_seen_mask_hides_each_rows_own_full_history(sasrec):
+    fulls = [sasrec.encode(_long_history(sasrec, seed=s), window=False) for s in (1, 2, 3)]
+    batch = Batch(sasrec, fulls, exclude_seen=True)
+    owners = [2, 0, 2, 1]  # rows in any order, a history more than once
+    scores = batch.mask_seen(np.zeros((len(owners), sasrec.n_items)), owners)
+    for row, u in enumerate(owners):
+        hidden = set(np.flatnonzero(np.isinf(scores[row])).tolist())
+        assert hidden == set(fulls[u].tolist())  # older than the window too
+    kept = Batch(sasrec, fulls, exclude_seen=False).mask_seen(np.zeros((1, 5)), [0])
+    assert not np.isinf(kept).any()
+
+
 @pytest.mark.parametrize("name", EXPLAINERS)
 @pytest.mark.parametrize("removal", ["delete", "pad"])
 def test_every_valid_explanation_holds_for_the_full_history(sasrec, name, removal):

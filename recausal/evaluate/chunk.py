@@ -169,10 +169,7 @@ def _scored(
     for start in range(0, n, batch.batch_size):
         stop = min(start + batch.batch_size, n)
         owners = edits.owners[start:stop]
-        scores = batch.score(owners, edits.seqs[start:stop])
-        if batch.seen is not None:  # the seen-item policy, as in Batch: the full history
-            for row, u in enumerate(owners):
-                scores[row, batch.seen[u]] = -np.inf
+        scores = batch.mask_seen(batch.score(owners, edits.seqs[start:stop]), owners)
         own = targets[np.asarray(owners, dtype=np.int64)]
         ranks[start:stop] = ranks_in_rows(scores, own)
         probs[start:stop] = probabilities(scores, own)

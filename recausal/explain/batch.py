@@ -155,7 +155,7 @@ class Batch:
         self.ids = [f[-capacity:] for f in full]
         #: the full-history position of each window's first item
         self.offsets = [len(f) - len(w) for f, w in zip(full, self.ids, strict=True)]
-        self.seen = [np.unique(f) for f in full] if exclude_seen else None
+        self._seen = _ragged([np.unique(f) for f in full]) if exclude_seen else None
         self.start = time.perf_counter()
         self.calls = np.zeros(len(full), dtype=np.int64)
         self.rows = np.zeros(len(full), dtype=np.int64)
@@ -199,10 +199,16 @@ class Batch:
         self._account(owners, self.batch_size)
         return out
 
-    def _mask_seen(self, scores: np.ndarray, owners: Sequence[int]) -> np.ndarray:
-        if self.seen is not None:
-            for row, u in enumerate(owners):
-                scores[row, self.seen[u]] = -np.inf
+    def mask_seen(self, scores: np.ndarray, owners: Sequence[int]) -> np.ndarray:
+        """``scores`` with each row's history items (row ``i`` is history ``owners[i]``) at
+        minus infinity, in place; unchanged when seen items are kept."""
+        if self._seen is not None:
+            items, starts = self._seen
+            owners = np.asarray(owners, dtype=np.int64)
+            lengths = starts[owners + 1] - starts[owners]
+            rows = np.repeat(np.arange(owners.size), lengths)
+            firsts = np.repeat(starts[owners] - np.cumsum(lengths) + lengths, lengths)
+            scores[rows, items[firsts + np.arange(rows.size)]] = -np.inf
         return scores
 
     def outcomes(
@@ -222,7 +228,7 @@ class Batch:
         for start in range(0, n, self.batch_size):
             part = slice(start, min(start + self.batch_size, n))
             chunk = owners[part]
-            scores = self._mask_seen(self._score_ids(chunk, seqs[part]), chunk)
+            scores = self.mask_seen(self._score_ids(chunk, seqs[part]), chunk)
             changed[part], replacement[part], new_rank[part] = _outcomes(
                 scores, targets[part], ranks[part], ks[part]
             )
@@ -257,7 +263,7 @@ class Batch:
             One :class:`Baseline` per history.
         """
         users = range(len(self.ids))
-        scores = self._mask_seen(self.score(users, self.ids), users)
+        scores = self.mask_seen(self.score(users, self.ids), users)
         items = items or [None] * len(self.ids)
         ranks = ranks or [None] * len(self.ids)
         return [
@@ -295,6 +301,14 @@ class Batch:
             "histories_scored": int(self.rows[u]),
             "seconds": round(seconds, 6),
         }
+
+
+def _ragged(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of ids laid end to end, and where each starts (one more entry: the end)."""
+    starts = np.zeros(len(arrays) + 1, dtype=np.int64)
+    np.cumsum([a.size for a in arrays], out=starts[1:])
+    items = np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+    return items.astype(np.int64, copy=False), starts
 
 
 def _outcomes(
