@@ -1,7 +1,7 @@
 """Speed of the whole pipeline: every user of a dataset explained, one user's latency, and how
 graph learning grows with the history length.
 
-    python benchmarks/run.py                 # all three parts, 200 users per model (~3 min)
+    python benchmarks/run.py                 # all four parts, 200 users per model (~3 min)
     python benchmarks/run.py --all           # (a) over all 943 ml-100k users (~6 min)
     python benchmarks/run.py --quick         # a one-minute smoke run
     python benchmarks/run.py --parts e2e --models sasrec-ml100k --users 200 --compare-plain 50
@@ -15,6 +15,10 @@ Tables printed:
     forward for scoring) on the first N users, side by side, and checks that both give the
     same explanations and graphs.
 (b) ``latency``: one user explained at a time on a warm model, p50 and p95.
+(d) ``contention``: the causal explainer on the first 30 users, in a fresh process, on a quiet
+    machine and beside one single-threaded busy loop, with OpenMP threads that sleep while
+    they wait (recausal's default, ``OMP_WAIT_POLICY=PASSIVE``) and that spin (libgomp's own
+    default, ``GOMP_SPINCOUNT=300000``): ms per user and the slowdown the busy loop causes.
 (c) ``scaling``: graph learning (ICD) on synthetic softmax attention for 10…200 positions,
     causal and bidirectional: seconds per matrix, a fitted exponent of time against n, and a
     PNG plot in ``benchmarks/out/``.
@@ -38,6 +42,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+
+import recausal  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -303,6 +309,73 @@ def run_latency(models: list, n_users: int) -> None:
     print(table(["model", "users", "p50 ms", "p95 ms", "max ms"], rows))
 
 
+# ------------------------------------------------------------------------------- (d) contention
+
+_CHILD = """
+import json, sys, time, warnings
+sys.path.insert(0, {here!r})
+from run import all_histories
+from recausal.explain.causal import CausalExplainer
+from recausal.models import load_model
+warnings.simplefilter("ignore")
+model = load_model({model!r})
+histories = all_histories(model)[:{users}]
+CausalExplainer().explain_many(model, histories[:3])
+t0 = time.perf_counter()
+CausalExplainer().explain_many(model, histories)
+print(json.dumps(1000 * (time.perf_counter() - t0) / len(histories)))
+"""
+
+#: the OpenMP wait policies compared: name -> environment
+WAIT_POLICIES = {
+    "sleep (default)": {"OMP_WAIT_POLICY": "PASSIVE"},
+    "spin (libgomp's default)": {"GOMP_SPINCOUNT": "300000"},
+}
+
+
+def run_contention(model_names: list[str], n_users: int) -> None:
+    """Table (d): quiet vs one competing busy process, per OpenMP wait policy."""
+    import subprocess
+
+    print(f"\n(d) contention: {n_users} users, fresh process each (load {load_average()})")
+    here = str(Path(__file__).resolve().parent)
+    rows = []
+    for model in model_names:
+        code = _CHILD.format(here=here, model=model, users=n_users)
+        for policy, env in WAIT_POLICIES.items():
+            clean = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+            }
+            ms = []
+            for busy in (False, True):
+                loop = (
+                    subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+                )
+                try:
+                    out = subprocess.run(
+                        [sys.executable, "-c", code],
+                        env={**clean, **env},
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                finally:
+                    if loop is not None:
+                        loop.kill()
+                        loop.wait()
+                ms.append(float(out.stdout.strip().splitlines()[-1]))
+            rows.append(
+                [Path(model).name, policy, f"{ms[0]:.0f}", f"{ms[1]:.0f}", f"x{ms[1] / ms[0]:.2f}"]
+            )
+    print(
+        table(
+            ["model", "OpenMP threads", "quiet ms/user", "one busy loop ms/user", "slowdown"], rows
+        )
+    )
+
+
 # ------------------------------------------------------------------------------- (c) scaling
 
 
@@ -377,7 +450,9 @@ def run_scaling(sizes: list[int], per_size: int, budget: float) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags and run the requested parts."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--parts", nargs="+", choices=("e2e", "latency", "scaling"), default=None)
+    parser.add_argument(
+        "--parts", nargs="+", choices=("e2e", "latency", "scaling", "contention"), default=None
+    )
     parser.add_argument(
         "--models",
         nargs="+",
@@ -394,18 +469,20 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-plain", type=int, default=0, metavar="N", help="also time the plain path on N"
     )
     parser.add_argument("--latency-users", type=int, default=30)
+    parser.add_argument("--contention-users", type=int, default=30)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 30, 50, 75, 100, 150, 200])
     parser.add_argument("--matrices", type=int, default=8, help="matrices per size (scaling)")
     parser.add_argument("--budget", type=float, default=10.0, help="seconds per size and kind")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
     args = parser.parse_args(argv)
-    parts = args.parts or ["e2e", "latency", "scaling"]
+    parts = args.parts or ["e2e", "latency", "contention", "scaling"]
     if args.all:
         args.users = None
     if args.quick:
         args.users = 50 if args.users is not None else None
         args.latency_users = min(args.latency_users, 5)
+        args.contention_users = min(args.contention_users, 5)
         args.sizes = [10, 30, 50, 100]
         args.matrices = 3
         args.budget = 2.0
@@ -428,6 +505,8 @@ def main(argv: list[str] | None = None) -> int:
         run_e2e(models, args.users, args.compare_plain)
     if "latency" in parts:
         run_latency(models, args.latency_users)
+    if "contention" in parts:
+        run_contention(args.models, args.contention_users)
     if "scaling" in parts:
         run_scaling(args.sizes, args.matrices, args.budget)
     print(f"\npeak RSS of the whole run: {peak_rss_mib():.0f} MiB; load average {load_average()}")

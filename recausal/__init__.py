@@ -7,11 +7,18 @@ then ``explain``), and compare explainers offline (``recausal.evaluate.evaluate`
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from recausal._lazy import lazy_getattr
 from recausal._version import __version__
 from recausal.errors import RecausalError
+
+# OpenMP threads that sleep while they wait instead of spinning. Before torch loads (it is
+# imported lazily): with one other busy process on the machine, spinning threads made the
+# causal explainer 2.4-3x slower, sleeping ones 1.05x (``benchmarks/run.py --parts
+# contention``). Set OMP_WAIT_POLICY (or GOMP_SPINCOUNT) yourself to choose otherwise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
     from recausal.discovery import discover
