@@ -16,6 +16,10 @@ therefore the one that decides how far each model gets.
 
     python benchmarks/tune_bundles.py --model sasrec --work ../train-runs
     python benchmarks/tune_bundles.py --model bert4rec --work ../train-runs
+    python benchmarks/tune_bundles.py --curves recausal/bundles --work ../train-runs
+
+``--curves DIR`` writes the learning curves of every run found under ``--work`` (finished or
+not: they are read from the runs' checkpoints) to ``DIR/curves.json`` and ``DIR/curves.png``.
 """
 
 from __future__ import annotations
@@ -35,9 +39,7 @@ GRIDS = {
 
 def setting_name(setting: dict) -> str:
     """A folder name for one setting, e.g. ``do0.5-lr0.001-wd0``."""
-    return (
-        f"do{setting['dropout']}-lr{setting['learning_rate']}-wd{setting['weight_decay']:g}"
-    )
+    return f"do{setting['dropout']}-lr{setting['learning_rate']}-wd{setting['weight_decay']:g}"
 
 
 def overrides(setting: dict, epochs: int, patience: int, threads: int) -> dict:
@@ -53,15 +55,73 @@ def overrides(setting: dict, epochs: int, patience: int, threads: int) -> dict:
     }
 
 
+def read_curves(work: Path) -> dict[str, dict[str, list[dict]]]:
+    """Every run's per-epoch history under ``work``: model -> setting -> epochs.
+
+    Args:
+        work: the ``--work`` folder of the search.
+
+    Returns:
+        The ``history`` of each run's last checkpoint (epoch, loss, valid scores, seconds).
+    """
+    curves: dict[str, dict[str, list[dict]]] = {}
+    for record in sorted(work.glob("*/*/checkpoints/checkpoint.json")):
+        model, setting = record.parts[-4], record.parts[-3]
+        history = json.loads(record.read_text(encoding="utf-8"))["state"]["history"]
+        curves.setdefault(model, {})[setting] = history
+    return curves
+
+
+def write_curves(work: Path, out: Path) -> None:
+    """``out/curves.json`` and ``out/curves.png``: valid ndcg@10 per epoch of every run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = read_curves(work)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "curves.json").write_text(json.dumps(curves, indent=1) + "\n", encoding="utf-8")
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
+    for ax, (model, runs) in zip(axes[0], sorted(curves.items()), strict=True):
+        longest = max(runs, key=lambda name: len(runs[name]))
+        for name, history in sorted(runs.items()):
+            epochs = [h["epoch"] + 1 for h in history]
+            ndcg = [h["valid"]["ndcg@10"] for h in history]
+            final = name == longest
+            ax.plot(
+                epochs,
+                ndcg,
+                "o-" if final else "--",
+                lw=2 if final else 1,
+                ms=3,
+                label=f"{name}{' (final run)' if final else ''}",
+            )
+        ax.set_title(model)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("valid ndcg@10")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "curves.png", dpi=110)
+    print(f"wrote {out / 'curves.json'} and {out / 'curves.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=sorted(GRIDS), required=True)
+    parser.add_argument("--model", choices=sorted(GRIDS))
+    parser.add_argument("--curves", type=Path, metavar="DIR", help="write the curves and stop")
     parser.add_argument("--work", type=Path, required=True, help="folder for runs and results")
     parser.add_argument("--screen-epochs", type=int, default=4)
     parser.add_argument("--max-epochs", type=int, default=200)
     parser.add_argument("--patience", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
+    if args.curves is not None:
+        write_curves(args.work, args.curves)
+        return
+    if args.model is None:
+        parser.error("--model is required (or --curves)")
 
     from recausal.models.train import train
 
