@@ -121,7 +121,14 @@ SHARED_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "seed": (("--seed",), {"default": 0, "show_default": True, "type": int}),
     "json": (("--json", "as_json"), {"is_flag": True}),
     "seen": (("--exclude-seen/--keep-seen", "exclude_seen"), {"default": None}),
+    "device": (("--device",), {"default": "cpu", "show_default": True, "metavar": "DEVICE"}),
 }
+
+#: help of ``--device``
+DEVICE_HELP = (
+    "Torch device the model runs on: cpu, cuda, cuda:N or mps (results are the CPU's up to "
+    "float rounding)."
+)
 
 
 #: help of ``--exclude-seen/--keep-seen``
@@ -135,7 +142,8 @@ def shared_option(name: str, help: str | None = None) -> Callable[[Callable], Ca
     """One of :data:`SHARED_OPTIONS`, with this command's help text.
 
     Args:
-        name: ``k`` (top-k length), ``max_size``, ``removal``, ``seed``, ``json`` or ``seen``.
+        name: ``k`` (top-k length), ``max_size``, ``removal``, ``seed``, ``json``, ``seen``
+            or ``device``.
         help: the option's help text.
 
     Returns:
@@ -177,10 +185,10 @@ def resolve_history(model: Any, user: str | None, history: str | None) -> usecas
     return usecases.given_history(model, items)
 
 
-def _load(model_name: str | None) -> Any:
+def _load(model_name: str | None, device: str) -> Any:
     from recausal.models import load_model
 
-    return load_model(model_name)
+    return load_model(model_name, device=device)
 
 
 def _echo_json(obj: Any) -> None:
@@ -199,6 +207,7 @@ def _label(m: Any, item: str) -> str:
 @shared_option("k", "Number of items.")
 @shared_option("json", "Print one JSON object.")
 @shared_option("seen", SEEN_HELP)
+@shared_option("device", DEVICE_HELP)
 def recommend(
     model: str | None,
     user: str | None,
@@ -206,9 +215,10 @@ def recommend(
     k: int,
     as_json: bool,
     exclude_seen: bool | None,
+    device: str,
 ) -> None:
     """Top-k recommendations for a user or a history."""
-    m = _load(model)
+    m = _load(model, device)
     hist = resolve_history(m, user, history)
     rows = usecases.recommendation_rows(m, hist.items, k, exclude_seen=exclude_seen)
     for row in rows:
@@ -247,7 +257,20 @@ def recommend(
     default=None,
     help="Checkpoint folder to resume from and keep [default: OUT.partial, removed at the end].",
 )
-def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path | None) -> None:
+@click.option(
+    "--device",
+    default=None,
+    metavar="DEVICE",
+    help="Torch device to train on: cpu, cuda, cuda:N or mps [default: CONFIG's device, else "
+    "cpu]. A run may resume on another device.",
+)
+def train(
+    config: Path,
+    out: Path | None,
+    epochs: int | None,
+    checkpoints: Path | None,
+    device: str | None,
+) -> None:
     """Train SASRec or BERT4Rec with RecBole as CONFIG says and write a model bundle.
 
     Every epoch is checkpointed; run the same command again to resume a stopped run.
@@ -255,7 +278,7 @@ def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path 
     from recausal.models.train import train as run_training
 
     overrides = {"epochs": epochs} if epochs else None
-    result = run_training(config, out, overrides=overrides, checkpoints=checkpoints)
+    result = run_training(config, out, overrides=overrides, checkpoints=checkpoints, device=device)
     why = "validation stopped improving" if result.stopped_early else "last epoch reached"
     click.echo(
         f"wrote {result.bundle} ({result.model} on {result.dataset}, best epoch "
@@ -293,6 +316,7 @@ def train(config: Path, out: Path | None, epochs: int | None, checkpoints: Path 
 @click.option(
     "--svg", type=OUT_FILE, default=None, help="Write an SVG drawing of the graph to this file."
 )
+@shared_option("device", DEVICE_HELP)
 def graph(
     model: str | None,
     user: str | None,
@@ -305,11 +329,12 @@ def graph(
     item: str | None,
     as_json: bool,
     svg: Path | None,
+    device: str,
 ) -> None:
     """Causal graph (PAG) over a history and its recommendation, from the model's attention."""
     if head is not None and aggregate:
         raise click.UsageError("give --head H or --aggregate, not both")
-    m = _load(model)
+    m = _load(model, device)
     hist = resolve_history(m, user, history)
     pag = usecases.causal_graph(
         m,
@@ -347,10 +372,18 @@ def graph(
 @click.option(
     "--rank", type=int, default=None, help="Explain the item at this rank of the top-k list."
 )
+@click.option(
+    "--time-budget",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop searching after this many seconds and show what was found (marked incomplete).",
+)
 @shared_option("json", "Print the explanation as JSON.")
 @click.option(
     "--html", type=OUT_FILE, default=None, help="Write a self-contained HTML page to this file."
 )
+@shared_option("device", DEVICE_HELP)
 def explain(
     model: str | None,
     user: str | None,
@@ -363,15 +396,17 @@ def explain(
     exclude_seen: bool | None,
     item: str | None,
     rank: int | None,
+    time_budget: float | None,
     as_json: bool,
     html: Path | None,
+    device: str,
 ) -> None:
     """Which history items caused a recommendation: the top-1, or --item / --rank in the list.
 
     For the top-1, an explanation is a smallest set of history items whose removal changes the
     top-1; for another item of the top-k, a smallest set whose removal moves it out of the top-k.
     """
-    m = _load(model)
+    m = _load(model, device)
     hist = resolve_history(m, user, history)
     result = usecases.explain_history(
         m,
@@ -380,6 +415,7 @@ def explain(
         k=k,
         item=item,
         rank=rank,
+        time_budget=time_budget,
         max_size=max_size,
         removal=removal,
         seed=seed,
@@ -414,7 +450,11 @@ def _echo_explanation(
     where = "Recommended" if result.rank == 1 else f"Recommended at #{result.rank}"
     click.echo(f"{where}: {_label(m, result.recommended)}")
     goal = "changes the recommendation" if result.rank == 1 else f"moves it out of the top {k}"
-    if not result.valid:
+    if not result.complete:
+        click.echo("Incomplete: the time budget ran out before the search ended.")
+    if not result.valid and not result.complete:
+        click.echo(f"No explanation found within the time budget ({explainer} explainer).")
+    elif not result.valid:
         click.echo(
             f"No explanation found up to size {max_size} ({explainer} explainer): "
             f"no such removal {goal}."

@@ -198,6 +198,7 @@ def explain_history(
     k: int = 10,
     item: str | None = None,
     rank: int | None = None,
+    time_budget: float | None = None,
     **params: Any,
 ) -> Explanation:
     """Explain one recommendation for one history: the top-1, or any item of the top-k.
@@ -209,6 +210,8 @@ def explain_history(
         k: the length of the top-k list.
         item: the item token to explain (in the top-k), or ``None``.
         rank: the 1-based rank of the item to explain, or ``None`` (the top-1).
+        time_budget: seconds the explanation may search, or ``None`` (no limit); past it, the
+            explanation holds what was found so far (``complete`` is False).
         **params: the explainer's parameters (``max_size``, ``removal``, ``exclude_seen``, ...).
 
     Returns:
@@ -216,7 +219,9 @@ def explain_history(
     """
     from recausal.explain import get_explainer
 
-    return get_explainer(explainer, **params).explain(model, list(items), k=k, item=item, rank=rank)
+    return get_explainer(explainer, **params).explain(
+        model, list(items), k=k, item=item, rank=rank, time_budget=time_budget
+    )
 
 
 def explanation_payload(

@@ -183,7 +183,8 @@ def test_row_measures_follow_the_removal_rule_of_the_window():
 def test_rank_in_rows_agrees_with_the_batch_rule(sasrec):
     rng = np.random.default_rng(2)
     histories = [[sasrec.items[i] for i in rng.integers(1, sasrec.n_items, 7)] for _ in range(3)]
-    batch = Batch(sasrec, [sasrec.encode(h, window=False) for h in histories], True)
+    fulls = [sasrec.encode(h, window=False) for h in histories]
+    batch = Batch(sasrec, fulls, True)
     bases = batch.baselines(10, ranks=[1, 3, 5])
     owners = [u for u in range(3) for _ in range(6)]
     seqs = [
@@ -193,7 +194,7 @@ def test_rank_in_rows_agrees_with_the_batch_rule(sasrec):
     new_rank = batch.outcomes(owners, seqs, bases).new_rank
     scores = batch.score(owners, seqs)
     for row, u in enumerate(owners):
-        scores[row, batch.seen[u]] = -np.inf
+        scores[row, fulls[u]] = -np.inf  # the seen-item policy, by hand
     targets = np.array([bases[u].target for u in owners])
     assert ranks_in_rows(scores, targets).tolist() == new_rank.tolist()
 

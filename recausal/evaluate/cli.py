@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from recausal.cli import SEEN_HELP, model_option, shared_option
+from recausal.cli import DEVICE_HELP, SEEN_HELP, model_option, shared_option
 
 # Kept here as text so that ``recausal --help`` need not import the evaluation stack.
 DEFAULT_EXPLAINERS = "causal,attention,recency,occlusion,random"
@@ -76,6 +76,7 @@ def _users_option(ctx: click.Context, param: click.Parameter, value: str) -> str
     type=click.IntRange(min=1),
     help="Users per saved chunk (part of the run's arguments).",
 )
+@shared_option("device", DEVICE_HELP + " Every worker uses it; a rerun may resume on another.")
 @click.option("--overwrite", is_flag=True, help="Discard an earlier run in --out.")
 @click.option(
     "--repair",
@@ -98,6 +99,7 @@ def evaluate_command(
     engine: str,
     address: str | None,
     chunk_size: int,
+    device: str,
     overwrite: bool,
     repair: bool,
     no_plots: bool,
@@ -124,6 +126,8 @@ def evaluate_command(
         args += ["--address", address]
     if exclude_seen is not None:
         args += ["--exclude-seen" if exclude_seen else "--keep-seen"]
+    if device != "cpu":
+        args += ["--device", device]
     command = "recausal evaluate " + shlex.join(args)
     started = time.perf_counter()
     rows = evaluate(
@@ -140,6 +144,7 @@ def evaluate_command(
         engine=engine,
         address=address,
         chunk_size=chunk_size,
+        device=device,
         overwrite=overwrite,
         repair=repair,
         progress=not quiet,

@@ -2,7 +2,7 @@
 
 Every engine yields ``(chunk index, rows)`` as chunks finish (in any order); the rows come from
 :func:`recausal.evaluate.chunk.run_chunk` everywhere. Workers load the model once per process,
-from its bundle.
+from its bundle, on the run's device.
 
 Ray (``engine="ray"``) runs each chunk as a task (one CPU, at most ``workers`` in flight), on a
 local Ray started for the run or, with ``address`` (or ``RAY_ADDRESS``), on an existing cluster
@@ -20,6 +20,10 @@ task again, on any node left, up to :data:`RAY_MAX_RETRIES` times, and a chunk's
 depend on where or how often it ran. Past that the run stops with a
 :class:`~recausal.errors.RecausalError`; the chunks finished so far are in the journal (``out``),
 and rerunning the same command resumes from them.
+
+On a CUDA device each Ray task asks for a share (``1 / workers``) of one GPU and runs on the GPU
+Ray assigns it (``cuda:N`` is read as ``cuda`` there): Ray hides the GPUs from tasks that ask
+for none.
 
 On one machine, start the nodes with ``--node-ip-address 127.0.0.N`` (N >= 2): Ray 2.6 replaces
 127.0.0.1 by the machine's outward address. For a loopback ``address`` the driver joins the
@@ -54,11 +58,12 @@ RAY_MAX_RETRIES = 3
 CONNECT_TIMEOUT_S = 10.0
 
 _WORKER_MODEL: Any = None
-#: the models a Ray worker process has loaded, by bundle path (a process serves many tasks)
-_RAY_MODELS: dict[str, Any] = {}
+#: the models a Ray worker process has loaded, by bundle path and device (a process serves many
+#: tasks)
+_RAY_MODELS: dict[tuple[str, str], Any] = {}
 
 
-def _init_worker(bundle: str) -> None:
+def _init_worker(bundle: str, device: str = "cpu") -> None:
     """Process-pool initializer: one torch thread, the model loaded once per process."""
     import torch
 
@@ -66,7 +71,7 @@ def _init_worker(bundle: str) -> None:
 
     global _WORKER_MODEL
     torch.set_num_threads(1)
-    _WORKER_MODEL = load_model(bundle)
+    _WORKER_MODEL = load_model(bundle, device=device)
 
 
 def _worker_chunk(index: int, users: list[tuple[str, list[str]]], spec: JobSpec) -> Done:
@@ -80,18 +85,19 @@ def _node_name() -> str:
     return ray.util.get_node_ip_address() if ray.is_initialized() else socket.gethostname()
 
 
-def _ray_model(bundle: str, weights: str | None) -> Any:
+def _ray_model(bundle: str, weights: str | None, device: str = "cpu") -> Any:
     """The model of ``bundle`` in this Ray worker process, loaded on first use and checked.
 
     Args:
         bundle: the bundle's absolute path (the same on every node).
         weights: the SHA-256 of the driver's weights (``None``: not recorded, not checked).
+        device: where it runs (``cuda``: the GPU Ray assigned to the task).
 
     Returns:
         The loaded model (``BundleError`` naming the node when the bundle is missing there or
         holds other weights).
     """
-    model = _RAY_MODELS.get(bundle)
+    model = _RAY_MODELS.get((bundle, device))
     if model is None:
         import torch
 
@@ -104,19 +110,24 @@ def _ray_model(bundle: str, weights: str | None) -> Any:
                 "the driver's path, so put it at that path on each node (a shared filesystem)"
             )
         torch.set_num_threads(1)
-        model = load_model(bundle)
+        model = load_model(bundle, device=device)
         found = model.meta.get("weights_sha256")
         if weights is not None and found != weights:
             raise BundleError(
                 f"bundle {bundle} on Ray node {node} has other weights than the driver's "
                 f"(sha256 {found} != {weights}); every node needs the same bundle"
             )
-        _RAY_MODELS[bundle] = model
+        _RAY_MODELS[bundle, device] = model
     return model
 
 
 def _ray_chunk(
-    bundle: str, weights: str | None, index: int, users: list[tuple[str, list[str]]], spec: JobSpec
+    bundle: str,
+    weights: str | None,
+    index: int,
+    users: list[tuple[str, list[str]]],
+    spec: JobSpec,
+    device: str = "cpu",
 ) -> tuple[int, list[dict[str, Any]], str]:
     """One chunk as a Ray task.
 
@@ -126,13 +137,14 @@ def _ray_chunk(
         index: the chunk's index.
         users: its ``(user, history)`` pairs.
         spec: what to compute.
+        device: where the model runs (see :func:`_ray_model`).
 
     Returns:
         The chunk's index, its rows and the address of the Ray node that computed them.
     """
     import ray
 
-    rows = run_chunk(_ray_model(bundle, weights), users, spec)
+    rows = run_chunk(_ray_model(bundle, weights, device), users, spec)
     return index, rows, ray.util.get_node_ip_address()
 
 
@@ -141,13 +153,15 @@ def _run_local(model: SequentialModel, chunks: list[Chunk], spec: JobSpec) -> It
         yield index, run_chunk(model, users, spec)
 
 
-def _run_processes(bundle: str, chunks: list[Chunk], spec: JobSpec, workers: int) -> Iterator:
+def _run_processes(
+    bundle: str, chunks: list[Chunk], spec: JobSpec, workers: int, device: str
+) -> Iterator:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(bundle,)
+        max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(bundle, device)
     ) as pool:
         futures = [pool.submit(_worker_chunk, index, users, spec) for index, users in chunks]
         try:
@@ -223,6 +237,7 @@ def _run_ray(
     workers: int,
     address: str | None,
     placement: dict[str, int] | None,
+    device: str,
 ) -> Iterator[Done]:
     from recausal.errors import require_extra
 
@@ -244,12 +259,16 @@ def _run_ray(
             )
     pending: dict[Any, int] = {}
     try:
-        task = ray.remote(num_cpus=1, max_retries=RAY_MAX_RETRIES)(_ray_chunk)
+        on_gpu = device.startswith("cuda")
+        task = ray.remote(
+            num_cpus=1, num_gpus=1 / workers if on_gpu else 0, max_retries=RAY_MAX_RETRIES
+        )(_ray_chunk)
+        device = "cuda" if on_gpu else device
         todo = iter(chunks)
 
         def submit() -> None:
             for index, users in todo:
-                pending[task.remote(bundle, weights, index, users, spec)] = index
+                pending[task.remote(bundle, weights, index, users, spec, device)] = index
                 return
 
         for _ in range(workers):
@@ -287,6 +306,7 @@ def run_chunks(
     workers: int,
     address: str | None = None,
     placement: dict[str, int] | None = None,
+    device: str = "cpu",
 ) -> Generator[Done, None, None]:
     """Run ``chunks`` on an engine; close the iterator to stop early.
 
@@ -299,6 +319,7 @@ def run_chunks(
         address: the Ray cluster to connect to (see :func:`ray_address`; ``engine="ray"`` only).
         placement: filled, for Ray, with the number of chunks each Ray node (by its IP address)
             computed.
+        device: where the workers' models run (the local engine uses ``model`` as it is).
 
     Returns:
         A generator of ``(chunk index, rows)``, in the order the chunks finish.
@@ -308,8 +329,8 @@ def run_chunks(
     if engine == "ray":
         bundle = os.path.abspath(os.fspath(model.path))
         weights = model.meta.get("weights_sha256")
-        yield from _run_ray(bundle, weights, chunks, spec, workers, address, placement)
+        yield from _run_ray(bundle, weights, chunks, spec, workers, address, placement, device)
     elif workers > 1:
-        yield from _run_processes(str(model.path), chunks, spec, min(workers, len(chunks)))
+        yield from _run_processes(str(model.path), chunks, spec, min(workers, len(chunks)), device)
     else:
         yield from _run_local(model, chunks, spec)

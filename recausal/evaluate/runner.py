@@ -5,8 +5,9 @@ the unit of work and of saving: every explainer explains every user of the chunk
 (:mod:`~recausal.evaluate.chunk`), the rows go to one journal part
 (:mod:`~recausal.evaluate.journal`), and a restarted run with the same arguments skips the chunks
 already saved. Chunks run in this process, on local worker processes or as Ray tasks, locally or
-on an existing Ray cluster (:mod:`~recausal.evaluate.engines`); the rows do not depend on the
-engine.
+on an existing Ray cluster (:mod:`~recausal.evaluate.engines`), on the CPU or a GPU; the rows do
+not depend on the engine or (beyond float rounding) on the device, which are therefore not part
+of the arguments a resumed run must match.
 """
 
 from __future__ import annotations
@@ -33,10 +34,21 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_EXPLAINERS", "evaluate"]
 
 
-def _as_model(model: SequentialModel | str | os.PathLike | None) -> SequentialModel:
+def _as_model(model: SequentialModel | str | os.PathLike | None, device: Any) -> SequentialModel:
+    """The model, loaded on ``device`` (``None``: the CPU) unless it is already loaded."""
     from recausal.models import SequentialModel, load_model
 
-    return model if isinstance(model, SequentialModel) else load_model(model)
+    if not isinstance(model, SequentialModel):
+        return load_model(model, device="cpu" if device is None else device)
+    here = model.device
+    # "cuda" names the current GPU, where a model loaded with "cuda" is
+    index = here.index if device is None or device.index is None else device.index
+    if device is not None and (device.type, index) != (here.type, here.index):
+        raise InvalidInputError(
+            f"model {model.name} is loaded on {model.device}, not on device {str(device)!r}; "
+            "load it there (load_model(..., device=...)) or pass its bundle's path"
+        )
+    return model
 
 
 def _plan(model: SequentialModel, user_ids: list[str], chunk_size: int) -> list[Chunk]:
@@ -64,6 +76,7 @@ def evaluate(
     chunk_size: int = 16,
     deletion_max: int = 5,
     exclude_seen: bool | None = None,
+    device: str | None = None,
     overwrite: bool = False,
     repair: bool = False,
     progress: bool = False,
@@ -97,6 +110,10 @@ def evaluate(
         deletion_max: the longest deletion curve.
         exclude_seen: leave the users' own items out of the recommendations (``None``: the
             model's default, see ``SequentialModel.excludes_seen``).
+        device: where the models run, in this process and in every worker: ``"cpu"``,
+            ``"cuda"``, ``"cuda:N"`` or ``"mps"`` [default: a loaded model's device, else
+            ``"cpu"``]. It does not change the rows (beyond float rounding), so a run may
+            resume on another device.
         overwrite: discard an earlier run in ``out``.
         repair: recompute the chunks whose journal parts are damaged (all chunks if the
             manifest is) instead of raising
@@ -120,7 +137,11 @@ def evaluate(
         exclude_seen=exclude_seen,
     )
     workers = check_engine(engine, workers, address)
-    model = _as_model(model)
+    if device is not None:
+        from recausal.models.device import check_device
+
+        device = check_device(device)
+    model = _as_model(model, device)
     if (engine == "ray" or workers > 1) and model.path is None:
         raise InvalidInputError(
             "workers > 1 and engine='ray' need a model loaded from a bundle (model.path is None)"
@@ -152,7 +173,14 @@ def evaluate(
     sizes = {index: len(u) for index, u in chunks}
     placement: dict[str, int] = {}
     results = run_chunks(
-        model, todo, spec, engine=engine, workers=workers, address=address, placement=placement
+        model,
+        todo,
+        spec,
+        engine=engine,
+        workers=workers,
+        address=address,
+        placement=placement,
+        device=str(model.device),
     )
     try:
         for index, rows in results:
@@ -172,6 +200,7 @@ def evaluate(
         manifest["resumed_chunks"] = len(chunks) - len(todo)
         manifest["engine"] = engine
         manifest["workers"] = workers
+        manifest["device"] = str(model.device)
         if engine == "ray":
             # the chunks each Ray node computed in the (last) run, by node address
             manifest["ray_nodes"] = dict(sorted(placement.items()))

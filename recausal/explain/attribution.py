@@ -18,6 +18,10 @@ that ranking whose removal explains the item. They need the ``captum`` extra
   into the window; ``pad``: padding in its place), and the edited history is scored as every
   other explainer scores it (``Batch.score``). Their samples are seeded by ``seed`` and the
   window, as the ``random`` baseline is: a history gets the same ranking alone or in a batch.
+
+With a time budget, no model call of the attributions starts once it has run out: a history
+whose attributions were not computed by then gets all-zero scores and no set, marked
+incomplete.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from recausal._checks import check_int
 from recausal.errors import InvalidInputError, require_extra
 from recausal.explain.base import RankingExplainer
 from recausal.explain.batch import Baseline, Batch, Removal
+from recausal.explain.search import NO_DEADLINE, Deadline
 
 #: the seeded sections share torch's global generator (forked, and restored afterwards)
 _RNG_LOCK = threading.Lock()
@@ -83,7 +88,9 @@ class IntegratedGradientsExplainer(RankingExplainer):
     def get_params(self) -> dict[str, Any]:
         return {**super().get_params(), "n_steps": self.n_steps}
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray | None]:
         attr = _captum_attr()
         model = batch.model
         if not model.differentiable:
@@ -94,16 +101,19 @@ class IntegratedGradientsExplainer(RankingExplainer):
         def target_score(
             tokens: torch.Tensor, read: torch.Tensor, targets: torch.Tensor, owners: torch.Tensor
         ) -> torch.Tensor:
-            _account(batch, owners.numpy())
+            _account(batch, owners.cpu().numpy())
             scores = model.score_tokens(tokens, read, net=net)
             return scores[torch.arange(len(tokens)), targets]
 
         ig = attr.LayerIntegratedGradients(target_score, model.embedding_layer(net))
-        out: list[np.ndarray] = []
+        out: list[np.ndarray | None] = []
         users_per_pass = max(1, self.rows_per_pass // self.n_steps)
         with torch.inference_mode(False), torch.enable_grad():
             for start in range(0, len(batch.ids), users_per_pass):
                 users = range(start, min(start + users_per_pass, len(batch.ids)))
+                if deadline.passed:
+                    out += [None] * len(users)
+                    continue
                 windows = [batch.ids[u] for u in users]
                 tokens, read = model.network_input(windows)
                 lengths = torch.tensor([len(w) for w in windows])
@@ -117,23 +127,38 @@ class IntegratedGradientsExplainer(RankingExplainer):
                     n_steps=self.n_steps,
                     internal_batch_size=max(self.rows_per_pass, len(users)),
                 )
-                per_position = attributions.detach().sum(dim=-1).double().numpy()
+                per_position = attributions.detach().sum(dim=-1).cpu().double().numpy()
                 out += [per_position[i, : len(w)] for i, w in enumerate(windows)]
         return out
 
 
+class _OutOfTime(Exception):
+    """Raised by :class:`_Presence` through Captum when the deadline has passed."""
+
+
 class _Presence:
     """The explained item's score for rows of presence flags over one window (0: the position
-    is removed by the removal rule), scored through the batch; each distinct row once."""
+    is removed by the removal rule), scored through the batch; each distinct row once. Raises
+    :class:`_OutOfTime` instead of scoring once ``deadline`` has passed."""
 
-    def __init__(self, batch: Batch, u: int, target: int, removal: Removal) -> None:
+    def __init__(
+        self,
+        batch: Batch,
+        u: int,
+        target: int,
+        removal: Removal,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
         self.batch, self.u, self.target, self.removal = batch, u, target, removal
+        self.deadline = deadline
         self.memo: dict[bytes, float] = {}
 
     def __call__(self, presence: torch.Tensor) -> torch.Tensor:
-        rows = presence.detach().reshape(len(presence), -1).numpy() > 0.5
+        rows = presence.detach().reshape(len(presence), -1).cpu().numpy() > 0.5
         keys = [row.tobytes() for row in rows]
         new = list(dict.fromkeys(k for k in keys if k not in self.memo))
+        if new and self.deadline.passed:
+            raise _OutOfTime
         seqs = {
             k: self.batch.edit(self.u, np.flatnonzero(~np.frombuffer(k, dtype=bool)), self.removal)
             for k in new
@@ -161,14 +186,20 @@ class _PerturbationExplainer(RankingExplainer):
     """Captum's perturbation methods over the window's positions: one feature per position,
     present (1) or removed by the removal rule (0); one Captum run per history, seeded."""
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray | None]:
         attr = _captum_attr()
-        out = []
+        out: list[np.ndarray | None] = []
         for u, base in enumerate(bases):
-            game = _Presence(batch, u, base.target, self.removal)
-            with _seeded(self.seed, batch.ids[u]):
-                values = self._attribute(attr, game, len(batch.ids[u]))
-            out.append(values.detach().reshape(-1).double().numpy())
+            game = _Presence(batch, u, base.target, self.removal, deadline)
+            try:
+                with _seeded(self.seed, batch.ids[u]):
+                    values = self._attribute(attr, game, len(batch.ids[u]))
+            except _OutOfTime:
+                out.append(None)
+                continue
+            out.append(values.detach().reshape(-1).cpu().double().numpy())
         return out
 
     def _attribute(self, attr: Any, game: _Presence, n: int) -> torch.Tensor:

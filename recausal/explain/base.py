@@ -22,6 +22,7 @@ from recausal._version import __version__
 from recausal.errors import InvalidInputError, UnknownItemError
 from recausal.explain.batch import Baseline, Batch, Removal
 from recausal.explain.explanation import Explanation, RankedItem
+from recausal.explain.search import Deadline, first_valid_until
 
 if TYPE_CHECKING:
     from recausal.causal import PAG
@@ -32,7 +33,8 @@ if TYPE_CHECKING:
 class Found:
     """What an explainer found for one history, before it becomes an :class:`Explanation`.
 
-    Positions are window positions (see :class:`~recausal.explain.batch.Batch`).
+    Positions are window positions (see :class:`~recausal.explain.batch.Batch`); ``complete``
+    is False when a deadline cut the search short.
     """
 
     sets: tuple[tuple[int, ...], ...]
@@ -41,6 +43,7 @@ class Found:
     graph: PAG | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     new_rank: int | None = None
+    complete: bool = True
 
 
 class Explainer(ABC):
@@ -95,12 +98,18 @@ class Explainer(ABC):
         *,
         item: str | None = None,
         rank: int | None = None,
+        time_budget: float | Deadline | None = None,
     ) -> Explanation:
         """Explain one recommendation for one history: the top-1, or any item of the top-k.
 
         For the top-1, an explanation is a smallest set of history items whose removal changes
         the top-1; for an item further down the list, a smallest set whose removal moves it
         out of the top-k.
+
+        With a time budget, the search stops once it has run out, before its next batched
+        model call, and the explanation holds what was found so far, marked incomplete
+        (``complete=False``). The model calls that make the ranking in one pass (the history's
+        own scores, attention, graph learning, occlusion) always run.
 
         Args:
             model: the recommender.
@@ -110,6 +119,9 @@ class Explainer(ABC):
             item: the item token to explain (it must be in the top-k), or ``None``.
             rank: the 1-based rank of the item to explain, or ``None`` (the top-1); give
                 ``item`` or ``rank``, not both.
+            time_budget: seconds the explanation may take (``0``: no model call that can be
+                skipped), a :class:`~recausal.explain.search.Deadline`, or ``None`` (no
+                limit).
 
         Returns:
             The :class:`Explanation`.
@@ -119,7 +131,9 @@ class Explainer(ABC):
             >>> explainer.explain(model, ["50", "172", "133"], rank=3).set_items  # doctest: +SKIP
             (('172',),)
         """
-        return self.explain_many(model, [history], k=k, items=[item], ranks=[rank])[0]
+        return self.explain_many(
+            model, [history], k=k, items=[item], ranks=[rank], time_budget=time_budget
+        )[0]
 
     def explain_many(
         self,
@@ -129,6 +143,7 @@ class Explainer(ABC):
         *,
         items: Sequence[str | None] | None = None,
         ranks: Sequence[int | None] | None = None,
+        time_budget: float | Deadline | None = None,
     ) -> list[Explanation]:
         """Explain a batch of histories, sharing model calls across them.
 
@@ -142,10 +157,14 @@ class Explainer(ABC):
             k: the length of the top-k lists.
             items: per history, the item token to explain, or ``None``.
             ranks: per history, the 1-based rank of the item to explain, or ``None``.
+            time_budget: seconds the whole batch may take, a
+                :class:`~recausal.explain.search.Deadline`, or ``None`` (see :meth:`explain`);
+                each history cut short is marked incomplete.
 
         Returns:
             One :class:`Explanation` per history.
         """
+        deadline = Deadline.of(time_budget)
         check_int(k, "k", minimum=1, maximum=model.n_items - 1)
         item_ids, rank_list = _targets(model, len(histories), k, items, ranks)
         exclude = model.seen_policy(self.exclude_seen)
@@ -153,7 +172,7 @@ class Explainer(ABC):
         if not batch.ids:
             return []
         bases = batch.baselines(k, item_ids, rank_list)
-        found = self._explain_batch(batch, bases)
+        found = self._explain_batch(batch, bases, deadline)
         seconds = (time.perf_counter() - batch.start) / len(batch.ids)
         return [
             build_explanation(self, batch, u, base, result, exclude, seconds)
@@ -161,8 +180,11 @@ class Explainer(ABC):
         ]
 
     @abstractmethod
-    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
-        """The sets, replacement and position scores for every history of the batch."""
+    def _explain_batch(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[Found]:
+        """The sets, replacement and position scores for every history of the batch; no
+        batched model call of the search starts once ``deadline`` has passed."""
 
     def _meta(self, model: SequentialModel) -> dict[str, Any]:
         return {
@@ -243,6 +265,7 @@ def build_explanation(
         new_rank=found.new_rank,
         window_start=offset,
         exclude_seen=exclude_seen,
+        complete=found.complete,
     )
 
 
@@ -264,20 +287,34 @@ class RankingExplainer(Explainer):
     ranking whose removal changes the top-1 (all prefixes of all histories in one batch)."""
 
     @abstractmethod
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
-        """One score per history position, for every history (higher = more responsible)."""
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray | None]:
+        """One score per history position, for every history (higher = more responsible);
+        ``None`` for a history whose scores a passed ``deadline`` left uncomputed."""
 
-    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
-        all_scores = [np.asarray(s, dtype=np.float64) for s in self._position_scores(batch, bases)]
+    def _explain_batch(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[Found]:
+        all_scores = [
+            None if s is None else np.asarray(s, dtype=np.float64)
+            for s in self._position_scores(batch, bases, deadline)
+        ]
         prefixes = {}
         for u, scores in enumerate(all_scores):
-            order = ranking_order(scores)
-            prefixes[u] = [tuple(order[:m]) for m in range(1, min(self.max_size, len(order)) + 1)]
-        checked = batch.first_valid(prefixes, bases, self.removal)
+            if scores is not None:
+                order = ranking_order(scores)
+                prefixes[u] = [
+                    tuple(order[:m]) for m in range(1, min(self.max_size, len(order)) + 1)
+                ]
+        checked = first_valid_until(batch, prefixes, bases, self.removal, deadline)
         found = []
         for u, scores in enumerate(all_scores):
-            valid, outcomes = checked[u]
-            if valid:
+            if scores is None:  # no ranking: nothing to validate
+                found.append(Found((), None, np.zeros(len(batch.ids[u])), complete=False))
+                continue
+            valid, outcomes = checked.get(u, ([], None))
+            if valid:  # every shorter prefix was checked before it: the search's answer
                 first = valid[0]
                 found.append(
                     Found(
@@ -288,5 +325,6 @@ class RankingExplainer(Explainer):
                     )
                 )
             else:
-                found.append(Found((), None, scores))
+                n = 0 if outcomes is None else len(outcomes.changed)
+                found.append(Found((), None, scores, complete=n == len(prefixes[u])))
         return found

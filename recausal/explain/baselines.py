@@ -11,7 +11,7 @@ import numpy as np
 from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, RankingExplainer, share_of_sets
 from recausal.explain.batch import Baseline, Batch
-from recausal.explain.search import search_by_size
+from recausal.explain.search import Deadline, search_by_size
 
 
 class AttentionExplainer(RankingExplainer):
@@ -20,7 +20,9 @@ class AttentionExplainer(RankingExplainer):
 
     name = "attention"
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray]:
         attention = batch.attention([b.target for b in bases])
         return [a[:, -1, :-1].mean(axis=0) for a in attention]
 
@@ -30,7 +32,9 @@ class RecencyExplainer(RankingExplainer):
 
     name = "recency"
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray]:
         return [np.arange(1, len(ids) + 1, dtype=np.float64) / len(ids) for ids in batch.ids]
 
 
@@ -39,7 +43,9 @@ class RandomExplainer(RankingExplainer):
 
     name = "random"
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray]:
         return [
             np.random.default_rng([self.seed, *ids.tolist()]).random(len(ids)) for ids in batch.ids
         ]
@@ -50,7 +56,9 @@ class OcclusionExplainer(RankingExplainer):
 
     name = "occlusion"
 
-    def _position_scores(self, batch: Batch, bases: list[Baseline]) -> list[np.ndarray]:
+    def _position_scores(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[np.ndarray]:
         owners = [u for u, ids in enumerate(batch.ids) for _ in range(len(ids))]
         seqs = [
             batch.edit(u, [p], self.removal)
@@ -96,13 +104,16 @@ class ExhaustiveExplainer(Explainer):
             )
         return list(itertools.combinations(range(n), size))
 
-    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
+    def _explain_batch(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[Found]:
         searched = search_by_size(
             batch,
             bases,
             lambda u, size: self._candidates(len(batch.ids[u]), size),
             self.max_size,
             self.removal,
+            deadline,
         )
         return [
             Found(
@@ -111,6 +122,7 @@ class ExhaustiveExplainer(Explainer):
                 share_of_sets(len(ids), r.sets),
                 meta={"candidates_tested": r.tested},
                 new_rank=r.new_rank,
+                complete=r.complete,
             )
             for ids, r in zip(batch.ids, searched, strict=True)
         ]

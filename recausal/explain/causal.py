@@ -17,7 +17,7 @@ from recausal.discovery import Discovery, DiscoverySettings, Heads, discover_ids
 from recausal.errors import InvalidInputError
 from recausal.explain.base import Explainer, Found, share_of_sets
 from recausal.explain.batch import Baseline, Batch
-from recausal.explain.search import Searched, search_by_size
+from recausal.explain.search import Deadline, Searched, search_by_size
 
 #: how the equally small valid sets are ordered: by the tree (the paper), or by how high the
 #: replacement ranks in the original list
@@ -149,10 +149,12 @@ class CausalExplainer(Explainer):
         batch: Batch,
         bases: list[Baseline],
         trees: Sequence[PDSTree | None],
+        deadline: Deadline,
         skip: Sequence[frozenset[int]] | None = None,
     ) -> list[Searched]:
         """Candidate sets from each history's tree (none where it is ``None``), size by size,
-        validated in batches; a set inside ``skip[u]`` (already tried) is left out."""
+        validated in batches until ``deadline``; a set inside ``skip[u]`` (already tried) is
+        left out."""
 
         def candidates_of(u: int, size: int) -> list[tuple[int, ...]]:
             tree = trees[u]
@@ -163,11 +165,13 @@ class CausalExplainer(Explainer):
                 sets = (c for c in sets if not skip[u].issuperset(c))
             return list(itertools.islice(sets, self.max_candidates))
 
-        return search_by_size(batch, bases, candidates_of, self.max_size, self.removal)
+        return search_by_size(batch, bases, candidates_of, self.max_size, self.removal, deadline)
 
-    def _explain_batch(self, batch: Batch, bases: list[Baseline]) -> list[Found]:
+    def _explain_batch(
+        self, batch: Batch, bases: list[Baseline], deadline: Deadline
+    ) -> list[Found]:
         graphs = self._graphs(batch, bases)
-        searched = self._search(batch, bases, [g.tree for g in graphs])
+        searched = self._search(batch, bases, [g.tree for g in graphs], deadline)
         widened = [False] * len(graphs)
         if self.beyond_tree and any(not r.sets for r in searched):
             # Past the tree: the sets that take in at least one item outside it.
@@ -176,11 +180,15 @@ class CausalExplainer(Explainer):
                 for ids, g, r in zip(batch.ids, graphs, searched, strict=True)
             ]
             inside = [frozenset(g.tree.nodes) for g in graphs]
-            again = self._search(batch, bases, wide, skip=inside)
+            again = self._search(batch, bases, wide, deadline, skip=inside)
             for u, r in enumerate(again):
                 if wide[u] is not None:
                     searched[u] = Searched(
-                        r.sets, r.replacements, r.new_ranks, searched[u].tested + r.tested
+                        r.sets,
+                        r.replacements,
+                        r.new_ranks,
+                        searched[u].tested + r.tested,
+                        searched[u].complete and r.complete,
                     )
                     widened[u] = bool(r.sets)
         if self.prefer == "replacement":
@@ -263,4 +271,5 @@ def _found(
         graph=graphs.discovery.pag(key),
         meta=meta,
         new_rank=searched.new_rank,
+        complete=searched.complete,
     )

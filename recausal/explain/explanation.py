@@ -44,7 +44,12 @@ class Explanation:
             rank (the new top-1 for the top-1); ``replacement_rank`` its 1-based rank in the
             original ``top_k`` (``None`` when it was not in it); ``new_rank`` the rank the
             explained item falls to.
-        valid: False when no set up to ``max_size`` meets the criterion.
+        valid: False when no set up to ``max_size`` meets the criterion (when ``complete``)
+            or none was found before the time budget ran out (when not).
+        complete: False when the explanation's time budget ran out before its search ended:
+            ``sets`` then holds the valid sets found so far (each meets the criterion, at the
+            size the whole search would give; others as small may be missing), or none, and
+            ``ranking`` the scores computed so far.
         removal: ``"delete"`` (older items slide into the window, see :attr:`slid_in`) or
             ``"pad"`` (the window stays fixed).
         exclude_seen: whether the history's items were left out of every ranking.
@@ -81,6 +86,7 @@ class Explanation:
     new_rank: int | None = None
     window_start: int = 0
     exclude_seen: bool = False
+    complete: bool = True
 
     @property
     def slid_in(self) -> tuple[int, ...]:
@@ -122,6 +128,7 @@ class Explanation:
             "window_start": self.window_start,
             "exclude_seen": self.exclude_seen,
             "valid": self.valid,
+            "complete": self.complete,
             "size": self.size,
             "sets": [
                 {"positions": list(s), "items": [self.history[p] for p in s]} for s in self.sets

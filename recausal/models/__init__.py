@@ -7,6 +7,7 @@ of it such as :mod:`recausal.models.bundle`, does not import torch):
   values it takes and returns (:class:`Edits`, :class:`Recommendation`, :func:`top_k_ids`);
 - building a model: :func:`load_model` (a bundle), :func:`from_recbole` (a RecBole model in
   memory), :func:`build_network`; the families in ``ADAPTERS``;
+- where it runs: the ``device`` argument, :func:`check_device`, :func:`available_devices`;
 - the shipped bundles: :func:`shipped_models`, :func:`resolve_bundle_path`, ``DEFAULT_MODEL``.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
         resolve_bundle_path,
         shipped_models,
     )
+    from recausal.models.device import available_devices, check_device
     from recausal.models.families import (
         ADAPTERS,
         ATTENTION_MODELS,
@@ -47,6 +49,7 @@ _EXPORTS = {
         "resolve_bundle_path",
         "shipped_models",
     ),
+    "recausal.models.device": ("available_devices", "check_device"),
     "recausal.models.families": (
         "ADAPTERS",
         "ATTENTION_MODELS",
@@ -79,7 +82,9 @@ __all__ = [
     "Recommendation",
     "SASRecModel",
     "SequentialModel",
+    "available_devices",
     "build_network",
+    "check_device",
     "from_bundle",
     "from_recbole",
     "load_model",

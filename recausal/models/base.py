@@ -7,7 +7,9 @@ in place of the mask token for BERT4Rec): the recommendation that is explained i
 one shown. Items the user has already interacted with are left out of recommendations when
 the model's dataset has no repeated user–item interactions (:attr:`SequentialModel.excludes_seen`).
 The families are in :mod:`recausal.models.families`; the users' histories and the items'
-titles come from the data layer (:mod:`recausal.data`).
+titles come from the data layer (:mod:`recausal.data`). A model runs on its network's device
+(:attr:`SequentialModel.device`); what it returns is on the host (see
+:mod:`recausal.models.device`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from recausal.errors import (
 )
 from recausal.models.batch import History, Recommendation, as_batch, padded, top_k_ids
 from recausal.models.dataset_view import ModelDataset
+from recausal.models.device import device_of
 from recausal.models.gradients import DifferentiableScoring
 
 
@@ -39,10 +42,12 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
     """A trained sequential recommender, addressed with external item tokens.
 
     Its users' histories, titles and seen-item policy are those of :class:`ModelDataset`; its
-    hooks for the gradient explainers those of :class:`DifferentiableScoring`.
+    hooks for the gradient explainers those of :class:`DifferentiableScoring`. Its forward
+    passes run on :attr:`device`, the network's; scores and attention come back as numpy
+    arrays on the host.
 
     Args:
-        net: the RecBole network (put in eval mode).
+        net: the RecBole network (put in eval mode), on the device it is to run on.
         items: the item tokens by internal id (index 0: padding).
         name: a name for messages [default: the network's class name].
         meta: the bundle's metadata (the dataset it was trained on, metrics, ...).
@@ -72,6 +77,8 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
         dataset: Any = None,
     ) -> None:
         self.net = net.eval()
+        #: the torch device the forward passes run on (the network's)
+        self.device: torch.device = device_of(net)
         self.items: tuple[str, ...] = tuple(items)
         self.item_ids: dict[str, int] = {t: i for i, t in enumerate(self.items) if i > 0}
         self.name = name or type(net).__name__
@@ -174,13 +181,14 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
 
     # ----------------------------------------------------------------- scoring
     def _pad(self, seqs: Sequence[np.ndarray], extra: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Left-aligned padded batch and lengths (see :func:`~recausal.models.batch.padded`)."""
+        """Left-aligned padded batch and lengths (see :func:`~recausal.models.batch.padded`),
+        on the model's device."""
         batch, lengths = padded(seqs, extra)
-        return torch.from_numpy(batch), torch.from_numpy(lengths)
+        return torch.from_numpy(batch).to(self.device), torch.from_numpy(lengths).to(self.device)
 
     @abstractmethod
     def _score_batch(self, seqs: Sequence[np.ndarray]) -> torch.Tensor:
-        """Scores (B, n_items) for already-encoded histories."""
+        """Scores (B, n_items) for already-encoded histories (on the model's device)."""
 
     def score_ids(self, seqs: Sequence[np.ndarray], batch_size: int = 1024) -> np.ndarray:
         """Score encoded histories (each within ``capacity``); padding id 0 scores -inf.
@@ -193,7 +201,7 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
             batch_size: histories per forward pass.
 
         Returns:
-            Scores ``(len(seqs), n_items)``, float32.
+            Scores ``(len(seqs), n_items)``, float32, on the host whatever the device.
         """
         if len(seqs) == 0:
             return np.empty((0, self.n_items), dtype=np.float32)
@@ -201,7 +209,7 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
         with torch.inference_mode():
             for start in range(0, len(seqs), batch_size):
                 chunk = seqs[start : start + batch_size]
-                out[start : start + len(chunk)] = self._score_batch(chunk).numpy()
+                out[start : start + len(chunk)] = self._score_batch(chunk).cpu().numpy()
         out[:, 0] = -np.inf
         self.forward_passes += -(-len(seqs) // batch_size)
         self.histories_scored += len(seqs)
@@ -301,7 +309,7 @@ class SequentialModel(ModelDataset, DifferentiableScoring, ABC):
             self.forward_passes += 1
         finally:
             handle.remove()
-        probs = captured[-1].numpy()
+        probs = captured[-1].cpu().numpy()
         result = []
         for row, s in enumerate(seqs):
             n1 = len(s) + 1

@@ -6,6 +6,11 @@ epoch's weights, the optimizer's tensors and the random-number generators' state
 hyper-parameters, the settings digest). The JSON file is replaced last and names its tensor
 file with that file's SHA-256, so a run killed at any moment leaves either the previous
 checkpoint or the new one, never a mix.
+
+The settings digest leaves out what does not shape the weights (run length, patience, the
+device and the number of threads), so a run resumes on another machine; checkpoints written
+before the device and threads were left out carry the older digest
+(:func:`legacy_settings_digest`), which :func:`load_checkpoint` accepts too.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,7 @@ import numpy as np
 
 from recausal._io import write_atomic
 from recausal.errors import InvalidInputError
+from recausal.models.device import device_of
 
 FORMAT = "recausal-train-checkpoint"
 _STATE = "checkpoint.json"
@@ -49,10 +56,40 @@ class TrainingState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def settings_digest(settings: dict[str, Any]) -> str:
-    """A digest of the settings that shape the weights (run length and patience left out)."""
-    shaping = {k: v for k, v in settings.items() if k not in ("epochs", "stopping_step")}
+#: settings that say how long to run, not what the weights become
+_RUN_LENGTH = ("epochs", "stopping_step")
+#: settings that say where and how the run executes (the same weights, up to float rounding)
+_EXECUTION = ("device", "use_gpu", "gpu_id", "threads")
+
+
+def _digest(settings: dict[str, Any], left_out: Collection[str]) -> str:
+    shaping = {k: v for k, v in settings.items() if k not in left_out}
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    """A digest of the settings that shape the weights.
+
+    Args:
+        settings: the run's settings.
+
+    Returns:
+        The SHA-256 of the settings less the run length (``epochs``, ``stopping_step``) and
+        the execution settings (``device``, ``use_gpu``, ``gpu_id``, ``threads``).
+    """
+    return _digest(settings, (*_RUN_LENGTH, *_EXECUTION))
+
+
+def legacy_settings_digest(settings: dict[str, Any]) -> str:
+    """The digest that checkpoints written before the execution settings were left out carry.
+
+    Args:
+        settings: the run's settings.
+
+    Returns:
+        The SHA-256 of the settings less ``epochs`` and ``stopping_step`` only.
+    """
+    return _digest(settings, _RUN_LENGTH)
 
 
 def save_checkpoint(
@@ -83,6 +120,9 @@ def save_checkpoint(
             else:
                 scalars.setdefault(str(index), {})[key] = value
     tensors["rng/torch"] = torch.get_rng_state()
+    device = device_of(model)
+    if device.type == "cuda":
+        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
     for name, generator in generators.items():
         tensors[f"rng/{name}"] = generator.get_state()
     np_state = np.random.get_state()
@@ -112,12 +152,19 @@ def save_checkpoint(
 
 def load_checkpoint(
     directory: Path,
-    digest: str,
+    digest: str | Collection[str],
     model: Any,
     optimizer: Any,
     generators: dict[str, Any],
 ) -> tuple[TrainingState, dict[str, Any] | None] | None:
     """Restore model, optimizer and generators from ``directory``; ``None`` when it has none.
+
+    Args:
+        directory: the checkpoint folder.
+        digest: the settings digest the checkpoint must carry, or several accepted ones.
+        model: the model, whose weights are replaced (on whatever device it is).
+        optimizer: its optimizer, whose state is replaced.
+        generators: named ``torch.Generator`` objects, whose states are replaced.
 
     Returns:
         The training state and the best epoch's weights (``None`` before any evaluation).
@@ -144,7 +191,8 @@ def load_checkpoint(
             f"training checkpoint in {directory} is damaged ({exc}); delete the folder to "
             "train from the start"
         ) from None
-    if record.get("format") != FORMAT or record.get("settings_digest") != digest:
+    accepted = {digest} if isinstance(digest, str) else set(digest)
+    if record.get("format") != FORMAT or record.get("settings_digest") not in accepted:
         raise InvalidInputError(
             f"training checkpoint in {directory} was made with other settings; delete it or "
             "choose another --checkpoints folder"
@@ -164,6 +212,9 @@ def load_checkpoint(
             group["betas"] = tuple(group["betas"])
     optimizer.load_state_dict({"state": opt_state, "param_groups": groups})
     torch.set_rng_state(tensors["rng/torch"])
+    device = device_of(model)
+    if "rng/cuda" in tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(tensors["rng/cuda"], device)
     for name, generator in generators.items():
         generator.set_state(tensors[f"rng/{name}"])
     kind, pos, has_gauss, cached = record["rng"]["numpy"]

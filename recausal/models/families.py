@@ -36,16 +36,19 @@ class SASRecModel(SequentialModel):
             edits = seqs if isinstance(seqs, Edits) else None
             hidden = Transformer(self.net, causal=True).read(tokens, lengths - 1, edits)
         else:
-            hidden = self.net.forward(torch.from_numpy(tokens), torch.from_numpy(lengths))
+            hidden = self.net.forward(
+                torch.from_numpy(tokens).to(self.device), torch.from_numpy(lengths).to(self.device)
+            )
             emptied = ~tokens.any(axis=1)
             if emptied.any():
-                hidden[emptied] = empty_history_state(self.net, int(emptied.sum()))
+                rows = torch.from_numpy(emptied).to(self.device)
+                hidden[rows] = empty_history_state(self.net, int(emptied.sum()))
         return hidden @ self.net.item_embedding.weight.T
 
     differentiable = True
 
     def network_input(self, seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The padded windows, read at their last item (see the base class)."""
+        """The padded windows, read at their last item, on the host (see the base class)."""
         tokens, lengths = padded(seqs, 0)
         return torch.from_numpy(tokens), torch.from_numpy(lengths - 1)
 
@@ -54,6 +57,7 @@ class SASRecModel(SequentialModel):
     ) -> torch.Tensor:
         """Differentiable scores: the network's ``forward`` (see the base class)."""
         net = self.net if net is None else net
+        tokens, read = tokens.to(self.device), read.to(self.device)
         return net.forward(tokens, read + 1) @ net.item_embedding.weight.T
 
 
@@ -82,14 +86,16 @@ class BERT4RecModel(SequentialModel):
             hidden = Transformer(net, causal=False).read(tokens, lengths, None)
             hidden = net.output_ln(net.output_gelu(net.output_ffn(hidden)))
         else:
-            hidden = net.forward(torch.from_numpy(tokens))[torch.arange(len(seqs)), lengths]
+            at = torch.from_numpy(lengths).to(self.device)
+            hidden = net.forward(torch.from_numpy(tokens).to(self.device))
+            hidden = hidden[torch.arange(len(seqs), device=self.device), at]
         return F.linear(hidden, net.item_embedding.weight[: net.n_items], net.output_bias)
 
     differentiable = True
 
     def network_input(self, seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The padded windows with the mask token after each, read there (see the base
-        class)."""
+        """The padded windows with the mask token after each, read there, on the host (see the
+        base class)."""
         tokens, lengths = padded(seqs, 1)
         tokens[np.arange(len(seqs)), lengths] = self.mask_id
         return torch.from_numpy(tokens), torch.from_numpy(lengths)
@@ -100,7 +106,8 @@ class BERT4RecModel(SequentialModel):
         """Differentiable scores: the network's ``forward`` at the mask token, through its
         output layer (see the base class)."""
         net = self.net if net is None else net
-        hidden = net.forward(tokens)[torch.arange(len(tokens)), read]
+        tokens, read = tokens.to(self.device), read.to(self.device)
+        hidden = net.forward(tokens)[torch.arange(len(tokens), device=self.device), read]
         return F.linear(hidden, net.item_embedding.weight[: net.n_items], net.output_bias)
 
 
@@ -121,7 +128,9 @@ class RecBoleSequentialModel(SequentialModel):
         batch, lengths = super()._pad(seqs, extra)
         if batch.shape[1] < self.max_seq_length:
             pad = torch.zeros(
-                (batch.shape[0], self.max_seq_length - batch.shape[1]), dtype=batch.dtype
+                (batch.shape[0], self.max_seq_length - batch.shape[1]),
+                dtype=batch.dtype,
+                device=batch.device,
             )
             batch = torch.cat([batch, pad], dim=1)
         return batch, lengths

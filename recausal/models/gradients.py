@@ -43,7 +43,8 @@ class DifferentiableScoring:
 
         Returns:
             The padded tokens ``(B, W)`` (for BERT4Rec with the mask token after each
-            history) and, per row, the position whose output is scored.
+            history) and, per row, the position whose output is scored; both on the host
+            (:meth:`score_tokens` moves them to the model's device).
 
         Raises:
             UnsupportedModelError: the family has no differentiable scoring.
@@ -58,14 +59,15 @@ class DifferentiableScoring:
         caller, and nothing counted or masked.
 
         Args:
-            tokens: the padded network input (see :meth:`network_input`).
+            tokens: the padded network input (see :meth:`network_input`), on any device; it
+                is run on the model's.
             read: per row, the position whose output is scored.
             net: a copy of :attr:`net` to run instead (a gradient explainer sets its hooks on a
                 private copy, where they cannot reach another thread scoring with this model)
                 [default: :attr:`net`].
 
         Returns:
-            Scores ``(B, n_items)``, column 0 (padding) included.
+            Scores ``(B, n_items)``, column 0 (padding) included, on the model's device.
 
         Raises:
             UnsupportedModelError: the family has no differentiable scoring.

@@ -96,6 +96,9 @@ class Transformer:
     -10000, where float32 rounds them to 1e-3. Those rows are computed by
     :func:`empty_history_state`, the same for every batch.
 
+    It runs on the network's device: the batch plans are made with numpy on the host and
+    their index tensors moved there; the result stays on the device.
+
     Args:
         net: a RecBole SASRec or BERT4Rec network (``trm_encoder``, ``item_embedding``,
             ``position_embedding``, ``LayerNorm``, ``hidden_act``).
@@ -108,6 +111,7 @@ class Transformer:
     def __init__(self, net: torch.nn.Module, causal: bool) -> None:
         self.net = net
         self.causal = causal
+        self.device = net.item_embedding.weight.device
         self.act = _ACTIVATIONS[net.hidden_act]
         self.layers = list(net.trm_encoder.layer)
         first = self.layers[0].multi_head_attention
@@ -118,6 +122,10 @@ class Transformer:
             self.qkv.append(
                 (torch.cat([p.weight for p in parts]), torch.cat([p.bias for p in parts]))
             )
+
+    def _on(self, array: np.ndarray) -> torch.Tensor:
+        """A numpy array as a tensor on the network's device."""
+        return torch.from_numpy(array).to(self.device)
 
     def read(self, tokens: np.ndarray, read: np.ndarray, edits: Edits | None) -> torch.Tensor:
         """The deepest layer's output at one position per row.
@@ -133,12 +141,12 @@ class Transformer:
         ends = read + 1
         starts = np.zeros_like(read)
         prefix = None
-        out = torch.empty((len(tokens), self.size))
+        out = torch.empty((len(tokens), self.size), device=self.device)
         todo = np.arange(len(tokens))
         if self.causal:
             emptied = ~tokens.any(axis=1)
             if emptied.any():  # see the class docstring
-                out[emptied] = empty_history_state(self.net, int(emptied.sum()))
+                out[self._on(emptied)] = empty_history_state(self.net, int(emptied.sum()))
                 todo = np.flatnonzero(~emptied)
             if edits is not None:
                 starts, prefix = self._shared(tokens, read, edits)
@@ -149,7 +157,7 @@ class Transformer:
         while start < len(order):  # rows while the pass's padded positions fit the budget
             cost = np.arange(1, len(order) - start + 1) * work[start:]
             stop = start + max(1, int(np.searchsorted(cost, self.positions_per_pass, "right")))
-            out[order[start:stop]] = self._pass(plan, order[start:stop])[0]
+            out[self._on(order[start:stop])] = self._pass(plan, order[start:stop])[0]
             start = stop
         return out
 
@@ -193,9 +201,9 @@ class Transformer:
         width = int(positions.max()) + 1
         pairs, inverse = np.unique(ids * width + positions, return_inverse=True)
         net = self.net
-        inputs = net.item_embedding(torch.from_numpy(pairs // width))
+        inputs = net.item_embedding(self._on(pairs // width))
         inputs = _layer_norm(
-            inputs + net.position_embedding(torch.from_numpy(pairs % width)), net.LayerNorm
+            inputs + net.position_embedding(self._on(pairs % width)), net.LayerNorm
         )
         projected = F.linear(inputs, *self.qkv[0])
         pairs = inverse.reshape(ids.shape)
@@ -207,10 +215,10 @@ class Transformer:
         for the last layer its input)."""
         starts, ends = plan.starts[rows], plan.ends[rows]
         span, width = int((ends - starts).max()), int(ends.max())
-        pairs = torch.from_numpy(plan.pairs[rows, :span].reshape(-1))
+        pairs = self._on(plan.pairs[rows, :span].reshape(-1))
         hidden = plan.inputs.index_select(0, pairs).view(len(rows), span, -1)
         qkv = plan.projected.index_select(0, pairs).view(len(rows), span, -1)
-        key_ok = torch.from_numpy(plan.tokens[rows, :width] != 0)
+        key_ok = self._on(plan.tokens[rows, :width] != 0)
         gather = None
         prefix = plan.prefix
         if prefix is not None and starts.any():
@@ -223,7 +231,7 @@ class Transformer:
                 prefix.origin[rows, None] * prefix.width + key,
                 prefix.size + inside,
             )
-            gather = torch.from_numpy(gather.reshape(-1))
+            gather = self._on(gather.reshape(-1))
 
         def everywhere(states: torch.Tensor, depth: int) -> torch.Tensor:
             """The states at every key position: the prefix's, then the computed ones."""
@@ -234,7 +242,7 @@ class Transformer:
             return buffer.index_select(0, gather).view(len(rows), width, -1)
 
         states = []
-        mask = self._mask(torch.from_numpy(plan.positions[rows, :span]), key_ok)
+        mask = self._mask(self._on(plan.positions[rows, :span]), key_ok)
         for depth, layer in enumerate(self.layers[:-1]):
             if depth:
                 qkv = F.linear(hidden, *self.qkv[depth])
@@ -242,8 +250,9 @@ class Transformer:
             query, kv = qkv[..., : self.size], everywhere(states[-1], depth)
             hidden = self._attend(layer, hidden, query, kv, mask)
         states.append(hidden)
-        own = hidden[torch.arange(len(rows)), torch.from_numpy(plan.read[rows] - starts)]
-        mask = self._mask(torch.from_numpy(plan.read[rows]).unsqueeze(1), key_ok).squeeze(2)
+        at = self._on(plan.read[rows] - starts)
+        own = hidden[torch.arange(len(rows), device=self.device), at]
+        mask = self._mask(self._on(plan.read[rows]).unsqueeze(1), key_ok).squeeze(2)
         return self._attend_one(own, everywhere(hidden, len(self.layers) - 1), mask), states
 
     def _mask(self, at: torch.Tensor, key_ok: torch.Tensor) -> torch.Tensor:
@@ -251,7 +260,8 @@ class Transformer:
         0 where a key is an item (and, left to right, not after the query), else -10000."""
         allowed = key_ok.unsqueeze(1)
         if self.causal:
-            allowed = allowed & (torch.arange(key_ok.shape[1]) <= at.unsqueeze(-1))
+            keys = torch.arange(key_ok.shape[1], device=key_ok.device)
+            allowed = allowed & (keys <= at.unsqueeze(-1))
         return torch.where(allowed, 0.0, -10000.0).unsqueeze(1)
 
     def _attend(
@@ -311,6 +321,10 @@ def empty_history_state(net: torch.nn.Module, n: int) -> torch.Tensor:
         n: how many rows.
 
     Returns:
-        The hidden states ``(n, hidden)``.
+        The hidden states ``(n, hidden)``, on the network's device.
     """
-    return net.forward(torch.zeros((n, 1), dtype=torch.int64), torch.ones(n, dtype=torch.int64))
+    device = net.item_embedding.weight.device
+    return net.forward(
+        torch.zeros((n, 1), dtype=torch.int64, device=device),
+        torch.ones(n, dtype=torch.int64, device=device),
+    )

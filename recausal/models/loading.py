@@ -20,6 +20,7 @@ from recausal.errors import BundleError, InvalidInputError, RecausalError, Unsup
 from recausal.models.base import SequentialModel
 from recausal.models.bundle import CONFIG, WEIGHTS, Bundle, read_bundle, resolve_bundle_path
 from recausal.models.bundle_schema import check_parts
+from recausal.models.device import check_device, place
 from recausal.models.families import ADAPTERS
 
 
@@ -129,7 +130,7 @@ def build_network(
     max_len = max_len if isinstance(max_len, int) and not isinstance(max_len, bool) else 0
     modes = (torch.device("meta"), _SkipInitialisers()) if shapes_only else ()
     try:
-        with torch.random.fork_rng(), contextlib.ExitStack() as stack:
+        with torch.random.fork_rng(devices=[]), contextlib.ExitStack() as stack:
             for mode in modes:
                 stack.enter_context(mode)
             return get_model(model_name)(config, _DatasetView(item_field, n_items, max_len))
@@ -198,7 +199,9 @@ def weights_mismatch(
     return None
 
 
-def from_bundle(bundle: Bundle, dataset: str | os.PathLike | None = None) -> SequentialModel:
+def from_bundle(
+    bundle: Bundle, dataset: str | os.PathLike | None = None, *, device: Any = "cpu"
+) -> SequentialModel:
     """Build the model of a bundle read by :func:`recausal.models.bundle.read_bundle`.
 
     The bundle's JSON parts are checked (:mod:`recausal.models.bundle_schema`), then the
@@ -209,12 +212,15 @@ def from_bundle(bundle: Bundle, dataset: str | os.PathLike | None = None) -> Seq
         bundle: the bundle.
         dataset: a dataset (a known name or a folder) that overrides the one recorded in the
             bundle, or ``None``.
+        device: where the network runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``
+            (see :mod:`recausal.models.device`).
 
     Returns:
-        The model of the bundle's family, with the bundle's weights.
+        The model of the bundle's family, with the bundle's weights, on ``device``.
 
     Raises:
-        InvalidInputError: ``bundle`` is not a :class:`Bundle`, or ``dataset`` is not a path.
+        InvalidInputError: ``bundle`` is not a :class:`Bundle`, ``dataset`` is not a path, or
+            ``device`` is not a device name or not available here.
         BundleError: the weights or the item-id map do not fit the bundle's config.
     """
     if not isinstance(bundle, Bundle):
@@ -222,6 +228,7 @@ def from_bundle(bundle: Bundle, dataset: str | os.PathLike | None = None) -> Seq
             f"bundle must be a Bundle (from read_bundle); got {type(bundle).__name__}"
         )
     _check_dataset_argument(dataset)
+    target = check_device(device)
     check_parts(bundle.path, bundle.config, bundle.items, bundle.meta)
     config_file = bundle.path / CONFIG
     model_name = bundle.model_name
@@ -243,7 +250,7 @@ def from_bundle(bundle: Bundle, dataset: str | os.PathLike | None = None) -> Seq
         first = str(exc).splitlines()[0]
         raise BundleError(f"bundle {bundle.path} weights do not fit its config: {first}") from None
     return ADAPTERS[model_name](
-        net,
+        place(net, target),
         bundle.items,
         name=bundle.path.name,
         meta=bundle.meta,
@@ -265,27 +272,32 @@ def _check_dataset_argument(dataset: Any) -> None:
     )
 
 
-def from_recbole(model: torch.nn.Module, dataset: Any, *, name: str = "") -> SequentialModel:
+def from_recbole(
+    model: torch.nn.Module, dataset: Any, *, name: str = "", device: Any = "cpu"
+) -> SequentialModel:
     """Wrap a RecBole model object and the RecBole dataset it was built for.
 
     ``model`` is an instance of a supported RecBole sequential model (see ``ADAPTERS``);
     ``dataset`` is its RecBole ``Dataset`` (or a dataloader's ``.dataset``), whose
-    ``field2id_token`` gives the item tokens. The adapter holds a CPU copy of the model taken
-    now, in eval mode: the caller's model is not changed, and later training does not reach
-    the adapter (wrap again after training).
+    ``field2id_token`` gives the item tokens. The adapter holds a copy of the model taken
+    now, on ``device``, in eval mode: the caller's model is not changed, and later training
+    does not reach the adapter (wrap again after training).
 
     Args:
         model: the RecBole model.
         dataset: its RecBole dataset.
         name: a name for messages [default: the model's family].
+        device: where the copy runs: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
 
     Returns:
-        The model of its family, holding a CPU copy of the network.
+        The model of its family, holding a copy of the network on ``device``.
 
     Raises:
         UnsupportedModelError: ``model`` is not of a supported RecBole family.
-        InvalidInputError: ``dataset`` is not the dataset ``model`` was built for.
+        InvalidInputError: ``dataset`` is not the dataset ``model`` was built for, or
+            ``device`` is not a device name or not available here.
     """
+    target = check_device(device)
     family = next(
         (
             cls.__name__
@@ -314,9 +326,7 @@ def from_recbole(model: torch.nn.Module, dataset: Any, *, name: str = "") -> Seq
             f"dataset has {len(items)} item ids but model {family} was built for "
             f"{model.n_items}; pass the dataset the model was trained on"
         )
-    net = copy.deepcopy(model).cpu()
-    if hasattr(net, "device"):
-        net.device = torch.device("cpu")
+    net = place(copy.deepcopy(model), target)
     config = getattr(dataset, "config", None)
     folder = config["data_path"] if config is not None else None
     folder = str(folder) if folder and Path(str(folder)).is_dir() else None
@@ -328,20 +338,28 @@ def from_recbole(model: torch.nn.Module, dataset: Any, *, name: str = "") -> Seq
     return ADAPTERS[family](net, items, name=name or family, meta=meta, dataset=folder)
 
 
-def load_model(model: str | os.PathLike | None = None, dataset: Any = None) -> SequentialModel:
+def load_model(
+    model: str | os.PathLike | None = None, dataset: Any = None, *, device: Any = "cpu"
+) -> SequentialModel:
     """Load a model bundle (a path, or a shipped bundle's name such as ``"bert4rec-ml100k"``).
 
     Args:
         model: the bundle's folder or a shipped bundle's name [default: ``sasrec-ml100k``].
         dataset: a name or a folder of atomic files that overrides the dataset recorded in
             the bundle; it is only needed to look up users' histories.
+        device: where the model's forward passes run: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+            ``"mps"``. Scores and attention come back as numpy arrays and are ranked on the
+            host (ties: lower item id first), so results match the CPU's up to float
+            rounding.
 
     Returns:
         The model, ready to score.
 
     Raises:
-        InvalidInputError: ``model`` or ``dataset`` is not a path or a name.
+        InvalidInputError: ``model`` or ``dataset`` is not a path or a name, or ``device``
+            is not a device name or not available here (the message names those that are).
         BundleError: the bundle is missing, corrupt, or its parts do not fit each other.
     """
     _check_dataset_argument(dataset)
-    return from_bundle(read_bundle(resolve_bundle_path(model)), dataset=dataset)
+    target = check_device(device)
+    return from_bundle(read_bundle(resolve_bundle_path(model)), dataset=dataset, device=target)

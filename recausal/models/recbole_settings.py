@@ -136,6 +136,7 @@ def recbole_item_tokens(
 
     from recausal._compat import quiet_recbole_dataset_warnings, recbole_config
     from recausal.data import resolve_dataset
+    from recausal.models.device import keep_visible_devices
 
     files = resolve_dataset(dataset)
     config_dict = replayable_settings(settings)
@@ -150,7 +151,7 @@ def recbole_item_tokens(
             show_progress=False,
         )
         try:
-            with quiet_recbole_dataset_warnings():
+            with quiet_recbole_dataset_warnings(), keep_visible_devices():
                 config = recbole_config(model, files.name, config_dict)
                 built = create_dataset(config)
         except Exception as exc:  # RecBole's own errors are of many types

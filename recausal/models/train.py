@@ -111,6 +111,8 @@ def train(
     overrides: dict[str, Any] | None = None,
     verbose: bool = True,
     checkpoints: str | os.PathLike | None = None,
+    *,
+    device: Any = None,
 ) -> TrainResult:
     """Train the model a config describes with RecBole's trainer and write a bundle to ``out``.
 
@@ -119,7 +121,9 @@ def train(
     or after ``epochs``, and the best epoch's weights go into the bundle. After every epoch
     the run is checkpointed (see :mod:`recausal.models.checkpoint`): a run that is stopped
     resumes from its last completed epoch when called again with the same settings, and ends
-    exactly where an uninterrupted run would.
+    exactly where an uninterrupted run would. The device and ``threads`` are not part of the
+    settings a checkpoint must match, so a run can resume on another machine (bit for bit only
+    on the same kind of device).
 
     Args:
         config_path: the training YAML file (RecBole keys plus ``model`` and ``dataset``).
@@ -129,9 +133,15 @@ def train(
         checkpoints: the checkpoint folder. By default ``<out>.partial``, removed once the
             bundle is written; a folder given here is kept, so that a run can be extended
             later with more ``epochs``.
+        device: where to train: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` [default:
+            the config's ``device`` setting, else ``"cpu"``].
 
     Returns:
         The bundle's path with the run's metrics and learning curve.
+
+    Raises:
+        InvalidInputError: the config is invalid, ``device`` is not available, or the
+            checkpoint folder holds a damaged checkpoint or one of other settings.
     """
     import shutil
 
@@ -144,22 +154,32 @@ def train(
     from recausal.data import resolve_dataset
     from recausal.models.checkpoint import (
         TrainingState,
+        legacy_settings_digest,
         load_checkpoint,
         save_checkpoint,
         settings_digest,
     )
+    from recausal.models.device import check_device, keep_visible_devices
 
     cfg = load_train_config(config_path)
     cfg.update(overrides or {})
+    target = check_device(cfg.get("device", "cpu") if device is None else device)
     files = resolve_dataset(cfg["dataset"], cfg.get("data_path"))
     settings = {**DEFAULTS, **{k: v for k, v in cfg.items() if k not in ("model", "dataset")}}
     settings["data_path"] = str(files.data_path)
     out = Path(out or Path("bundles") / f"{cfg['model'].lower()}-{files.name}")
     keep_checkpoints = checkpoints is not None
     checkpoint_dir = Path(checkpoints) if checkpoints else out.with_name(out.name + ".partial")
-    digest = settings_digest(
-        {"model": cfg["model"], "dataset": files.fingerprint(), **settings, "data_path": None}
-    )
+    identity = {
+        "model": cfg["model"],
+        "dataset": files.fingerprint(),
+        **settings,
+        "data_path": None,
+    }
+    digest = settings_digest(identity)
+    # checkpoints written before the device and threads were left out of the digest
+    accepted = (digest, legacy_settings_digest(identity))
+    settings.update(device=str(target), use_gpu=target.type == "cuda")
 
     import torch
     from recbole.data import create_dataset, data_preparation
@@ -175,19 +195,21 @@ def train(
     try:
         with tempfile.TemporaryDirectory(prefix="recausal-train-") as scratch:
             settings["checkpoint_dir"] = scratch
-            config = recbole_config(cfg["model"], files.name, settings)
+            with keep_visible_devices():
+                config = recbole_config(cfg["model"], files.name, settings)
+            config["device"] = target  # RecBole's Config picks "cuda" from gpu_id otherwise
             init_seed(config["seed"], config["reproducibility"])
             torch.set_num_threads(int(cfg.get("threads", torch.get_num_threads())))
             with quiet_recbole_dataset_warnings():
                 dataset = create_dataset(config)
             train_data, valid_data, test_data = data_preparation(config, dataset)
             init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-            model = get_model(config["model"])(config, train_data.dataset).to("cpu")
+            model = get_model(config["model"])(config, train_data.dataset).to(target)
             with quiet_trainer_side_effects():
                 trainer = in_memory_trainer_class()(config, model)
                 generators = {"train_loader": train_data.generator}
                 restored = load_checkpoint(
-                    checkpoint_dir, digest, model, trainer.optimizer, generators
+                    checkpoint_dir, accepted, model, trainer.optimizer, generators
                 )
                 if restored is None:
                     bigger = bool(trainer.valid_metric_bigger)
@@ -249,6 +271,7 @@ def train(
         training={
             "config_file": Path(config_path).name,
             "settings": {k: v for k, v in cfg.items() if jsonable(v)},
+            "device": str(target),
             "best_epoch": state.best_epoch,
             "epochs_run": state.epochs_done,
             "stopped_early": state.stopped,

@@ -5,9 +5,11 @@
 injected. Model work runs on each model's own worker thread, one request at a time per model,
 behind a bounded queue and within a time budget
 (:meth:`~recausal.service.pool.ServedModel.call`), so the event loop, ``/health`` and the other
-models keep answering while a model computes. Every request body is validated before any model
-work: anything malformed gets a 4xx answer ``{"error": ..., "detail": ...}``, never a 500. The
-work itself is :mod:`recausal.usecases`; the routes only shape the answers.
+models keep answering while a model computes; an explanation that runs out of its budget
+answers what it found, marked incomplete (``"complete": false``). Every request body is
+validated before any model work: anything malformed gets a 4xx answer ``{"error": ...,
+"detail": ...}``, never a 500. The work itself is :mod:`recausal.usecases`; the routes only
+shape the answers.
 """
 
 from __future__ import annotations
@@ -79,11 +81,19 @@ def _answer(sm: ServedModel, hist: usecases.UsedHistory, **fields: Any) -> JSONR
 
 
 def _explain(
-    sm: ServedModel, items: list[str], explainer: str, k: int, params: dict[str, Any]
+    sm: ServedModel,
+    items: list[str],
+    explainer: str,
+    k: int,
+    params: dict[str, Any],
+    search_s: float,
 ) -> Explanation:
-    """The explanation, with the parameters the service imposes on that explainer."""
+    """The explanation, with the parameters the service imposes on that explainer, searching
+    for at most ``search_s`` seconds."""
     params = {**params, **SERVICE_LIMITS.get(explainer, {})}
-    return usecases.explain_history(sm.model, items, explainer, k=k, **params)
+    return usecases.explain_history(
+        sm.model, items, explainer, k=k, time_budget=search_s, **params
+    )
 
 
 # --------------------------------------------------------------------------- routes
@@ -104,7 +114,7 @@ async def health(pool: Pool) -> dict[str, Any]:
 async def recommend(body: RecommendRequest, pool: Pool) -> JSONResponse:
     sm = pool.pick(body.model)
 
-    def work() -> tuple[usecases.UsedHistory, list[dict[str, Any]]]:
+    def work(_: float) -> tuple[usecases.UsedHistory, list[dict[str, Any]]]:
         hist = _history(sm, body)
         rows = usecases.recommendation_rows(
             sm.model, hist.items, body.k, titles=sm.titles, exclude_seen=body.exclude_seen
@@ -130,9 +140,9 @@ async def explain(body: ExplainRequest, pool: Pool) -> JSONResponse:
         "rank": body.rank,
     }
 
-    def work() -> tuple[usecases.UsedHistory, Explanation]:
+    def work(search_s: float) -> tuple[usecases.UsedHistory, Explanation]:
         hist = _history(sm, body)
-        return hist, _explain(sm, hist.items, name, body.k, params)
+        return hist, _explain(sm, hist.items, name, body.k, params, search_s)
 
     hist, expl = await sm.call(work)
     payload = usecases.explanation_payload(expl, sm.titles, include_graph=body.include_graph)
@@ -168,8 +178,9 @@ async def explain_page(
         "exclude_seen": exclude_seen,
     }
 
-    def work() -> Explanation:
-        return _explain(sm, usecases.user_history(sm.model, user).items, name, k, params)
+    def work(search_s: float) -> Explanation:
+        items = usecases.user_history(sm.model, user).items
+        return _explain(sm, items, name, k, params, search_s)
 
     expl = await sm.call(work)
     page = explanation_html(expl, model=sm.model, titles=sm.titles, user=user)
@@ -191,7 +202,7 @@ async def graph(
         return error_response(501, usecases.NO_DISCOVERY)
     sm = pool.pick(model)
 
-    def work() -> Any:
+    def work(_: float) -> Any:
         items = usecases.user_history(sm.model, user).items
         return usecases.causal_graph(
             sm.model, items, head=head, discover=discover, target=item, exclude_seen=exclude_seen
@@ -224,7 +235,9 @@ def create_app(
         queue_size: requests each model may hold waiting behind the one it computes (more
             get 503 with ``Retry-After``).
         time_budget: seconds each request may take, its wait for its model included (past
-            it: 503 while waiting, 504 while computing).
+            it: 503 while waiting, 504 while computing; an explanation stops searching at
+            :data:`~recausal.service.limits.SEARCH_SHARE` of it and answers what it found,
+            marked incomplete).
         allowed_hosts: the Host header values answered (others get 400), e.g.
             :data:`~recausal.service.limits.DEFAULT_ALLOWED_HOSTS` as ``recausal serve``
             does; ``None`` checks no Host header.

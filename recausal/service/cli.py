@@ -112,8 +112,8 @@ def default_allowed_hosts(host: str) -> list[str]:
     type=click.FloatRange(min=0, min_open=True),
     metavar="SECONDS",
     help="Most seconds a request may take, its wait for its model included: past it 503 "
-    "while it waits, 504 while it computes (an explanation cannot be interrupted; it "
-    "finishes and is dropped) [default: 30].",
+    "while it waits, 504 while it computes; an explanation stops searching at 80% of it and "
+    "answers what it found, marked incomplete [default: 30].",
 )
 @click.option(
     "--allowed-host",
@@ -131,6 +131,13 @@ def default_allowed_hosts(host: str) -> list[str]:
     help="Most seconds a client may take to send a request, headers and body; a slower one "
     "gets 408 and is disconnected [default: 10].",
 )
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    metavar="DEVICE",
+    help="Torch device the models run on: cpu, cuda, cuda:N or mps.",
+)
 @log_level_option("info")
 def serve_command(
     models: tuple[str, ...],
@@ -140,6 +147,7 @@ def serve_command(
     time_budget: float | None,
     allowed_hosts: tuple[str, ...],
     read_timeout: float | None,
+    device: str,
     log_level: str,
 ) -> None:
     """Serve recommendations and explanations over HTTP (FastAPI; docs at /docs)."""
@@ -147,16 +155,18 @@ def serve_command(
 
     require_extra("fastapi", "serve")
     uvicorn = require_extra("uvicorn", "serve")
-    from recausal.models import DEFAULT_MODEL
+    from recausal.models import DEFAULT_MODEL, check_device, load_model
     from recausal.service import limits
     from recausal.service.app import create_app, parse_model_specs
 
     specs = parse_model_specs(list(models) or [DEFAULT_MODEL])
+    target = check_device(device)
     hosts = limits.normalize_hosts(allowed_hosts or default_allowed_hosts(host))
     options = limits.server_options(limits.READ_TIMEOUT_S if read_timeout is None else read_timeout)
     check_port(host, port)  # before the slow part: loading the models
+    loaded = {name: load_model(spec, device=target) for name, spec in specs.items()}
     app = create_app(
-        specs,
+        loaded,
         queue_size=limits.QUEUE_SIZE if queue_size is None else queue_size,
         time_budget=limits.TIME_BUDGET_S if time_budget is None else time_budget,
         allowed_hosts=hosts,

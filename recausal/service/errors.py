@@ -2,8 +2,9 @@
 
 Invalid requests get 422, unknown users and models 404, bad input to the model 4xx, a model
 whose queue is full (or a request that waited past its time budget) 503 with ``Retry-After``,
-one whose computation ran past its budget 504, anything unexpected 500 (with the exception's
-type only).
+one whose computation ran past its budget 504 (an explanation that runs out of budget is no
+error: it answers 200 with what it found, ``"complete": false``), anything unexpected 500
+(with the exception's type only).
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ async def users(
     limit: Annotated[int, Query(ge=1, le=MAX_USERS)] = 20,
 ) -> dict[str, Any]:
     sm = pool.pick(model)
-    ids = await sm.call(lambda: _user_ids(sm))
+    ids = await sm.call(lambda _: _user_ids(sm))
     query = q.strip()
     hits = [u for u in ids if u.startswith(query)] if query else ids
     return {"model": sm.name, "query": query, "total": len(hits), "users": hits[:limit]}
@@ -149,7 +149,7 @@ async def user_history(
     model: Annotated[str | None, Query(max_length=200)] = None,
 ) -> JSONResponse:
     sm = pool.pick(model)
-    hist = await sm.call(lambda: usecases.user_history(sm.model, user))
+    hist = await sm.call(lambda _: usecases.user_history(sm.model, user))
     return JSONResponse(
         {
             "model": sm.name,
@@ -177,7 +177,7 @@ async def titles(
 async def recommend_batch(body: BatchRequest, pool: Pool) -> JSONResponse:
     sm = pool.pick(body.model)
 
-    def work() -> list[dict[str, Any]]:
+    def work(_: float) -> list[dict[str, Any]]:
         out = []
         for items in body.histories:
             hist = usecases.given_history(sm.model, items)

@@ -32,9 +32,13 @@ MAX_SEED = 2**32 - 1
 #: requests a model may hold waiting behind the one it works on; more get 503 + Retry-After
 QUEUE_SIZE = 16
 #: seconds a request may take, its wait for its model included: past it a request still
-#: waiting gets 503 (it never runs); one being computed gets 504 (the explainers cannot be
-#: interrupted: the work finishes in the model's worker, and its answer is dropped)
+#: waiting gets 503 (it never runs); one still being computed gets 504 (work that cannot stop
+#: early finishes in the model's worker, and its answer is dropped)
 TIME_BUDGET_S = 30.0
+#: share of a request's time budget, counted from its arrival, after which an explanation
+#: stops searching (before its next model call) and answers what it found, marked incomplete;
+#: the rest of the budget is left for the model call under way and for the answer
+SEARCH_SHARE = 0.8
 #: seconds a client has to send a whole request, head and body; a slower one gets 408 and is
 #: disconnected
 READ_TIMEOUT_S = 10.0

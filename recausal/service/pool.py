@@ -8,9 +8,12 @@ the model's call counters, and so each explanation's ``model_calls``, exact.
 
 A model whose queue is full answers 503 with ``Retry-After``. Every request has a time budget,
 its wait included: past it, a request still waiting is dropped from the queue (503, it never
-runs); one being computed answers 504 at once, but its work cannot be interrupted (the
-explainers have no cancellation points), so it finishes in the model's worker, keeps its
-queue place until then, and its result is dropped.
+runs). The work gets the seconds its request may still search (up to
+:data:`~recausal.service.limits.SEARCH_SHARE` of the budget, counted from its arrival): an
+explanation stops searching then and answers what it found, marked incomplete (200), and the
+model is free at once. Work still computing when the whole budget has passed (work that cannot
+stop early: a recommendation, a graph, one long model call) answers 504 at once; it finishes in
+the model's worker, keeps its queue place until then, and its result is dropped.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from recausal._checks import check_int
 from recausal.errors import InvalidInputError
 from recausal.service.errors import unavailable
-from recausal.service.limits import QUEUE_SIZE, TIME_BUDGET_S
+from recausal.service.limits import QUEUE_SIZE, SEARCH_SHARE, TIME_BUDGET_S
 
 if TYPE_CHECKING:
     from recausal.models import SequentialModel
@@ -114,13 +117,15 @@ class ServedModel:
         """Requests admitted and not finished: the one being computed and those waiting."""
         return self._pending
 
-    async def call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on this model's worker thread, after the requests queued before it.
+    async def call(self, fn: Callable[[float], T]) -> T:
+        """Run ``fn(search_s)`` on this model's worker thread, after the requests queued before
+        it.
 
         The caller awaits on the event loop and holds no thread while it waits.
 
         Args:
-            fn: the work (called with this model's lock held).
+            fn: the work, called with this model's lock held and the seconds its request may
+                still search (``>= 0``; an explanation takes it as its time budget).
 
         Returns:
             What ``fn`` returns. Raises an HTTP 503 (with ``Retry-After``) when the queue is
@@ -181,14 +186,16 @@ class ServedModel:
             )
         return self._executor
 
-    def _work(self, fn: Callable[[], T], admitted: float) -> T:
-        """Run ``fn`` in the worker, unless its request's budget was spent waiting."""
+    def _work(self, fn: Callable[[float], T], admitted: float) -> T:
+        """Run ``fn`` in the worker with the seconds its request may still search, unless its
+        request's budget was spent waiting."""
         if time.monotonic() - admitted > self.time_budget:
             raise self._expired()
         start = time.monotonic()
         try:
             with self.lock:
-                return fn()
+                search_until = admitted + SEARCH_SHARE * self.time_budget
+                return fn(max(0.0, search_until - time.monotonic()))
         finally:
             took = time.monotonic() - start
             with self._state:

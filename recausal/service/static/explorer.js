@@ -176,7 +176,7 @@ async function compare() {
     try {
       const got = (await api("/explain", body)).explanation;
       const set = got.sets[0];
-      cells = [got.valid ? String(got.size) : "none",
+      cells = [got.valid ? String(got.size) : got.complete === false ? "none (out of time)" : "none",
         set ? set.positions.map((p) => `#${p} ${title(hist.history[p])}`).join("; ") : "—",
         got.new_rank ? String(got.new_rank) : "—", got.replacement ? title(got.replacement) : "—"];
     } catch (err) {
@@ -266,6 +266,9 @@ function renderExplanation() {
           e.replacement_rank ? ` (was #${e.replacement_rank})` : " (from outside the top-k)") : "", "."));
     if (e.slid_in.length) parts.push(el("p", {}, "Slid into the window: ", e.slid_in.map((s) => `#${s.position} ${title(s.item)}`).join("; ")));
     if (e.sets.length > 1) parts.push(el("p", { class: "hint" }, `Other minimal sets: ${e.sets.slice(1).map((s) => `{${s.positions.map((p) => `#${p}`).join(", ")}}`).join(" ")}`));
+    if (e.complete === false) parts.push(el("p", { class: "hint" }, "The time budget ran out before the search ended: other sets as small may exist."));
+  } else if (e.complete === false) {
+    parts.push(el("p", {}, "No set found before the time budget ran out (the search is incomplete)."));
   } else {
     parts.push(el("p", {}, `No set of up to ${e.max_size} items changes it.`));
   }
