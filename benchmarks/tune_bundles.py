@@ -78,6 +78,7 @@ def write_curves(work: Path, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     curves = read_curves(work)
     out.mkdir(parents=True, exist_ok=True)
@@ -97,6 +98,7 @@ def write_curves(work: Path, out: Path) -> None:
                 ms=3,
                 label=f"{name}{' (final run)' if final else ''}",
             )
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(model)
         ax.set_xlabel("epoch")
         ax.set_ylabel("valid ndcg@10")
