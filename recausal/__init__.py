@@ -15,9 +15,10 @@ from recausal._version import __version__
 from recausal.errors import RecausalError
 
 # OpenMP threads that sleep while they wait instead of spinning. Before torch loads (it is
-# imported lazily): with one other busy process on the machine, spinning threads made the
-# causal explainer 2.4-3x slower, sleeping ones 1.05x (``benchmarks/run.py --parts
-# contention``). Set OMP_WAIT_POLICY (or GOMP_SPINCOUNT) yourself to choose otherwise.
+# imported lazily): with one other busy process on 2 cores, spinning threads made the causal
+# explainer on BERT4Rec 2.1x slower, sleeping ones not slower, for ~15% more time on an idle
+# machine (``benchmarks/run.py --parts contention``). Set OMP_WAIT_POLICY (or
+# GOMP_SPINCOUNT) yourself to choose otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 if TYPE_CHECKING:
