@@ -278,35 +278,51 @@ def run_e2e(models: list, n_users: int | None, compare: int) -> None:
 
 
 def run_latency(models: list, n_users: int) -> None:
-    """Table (b): one user at a time on a warm model."""
+    """Table (b): one user at a time on a warm model, through the library and through the
+    HTTP service (``recausal serve``'s app on a loopback port, one request at a time)."""
+    import httpx
+
+    from recausal.data import dataset_histories, resolve_dataset
     from recausal.explain.causal import CausalExplainer
+    from recausal.service.app import create_app
+    from recausal.testing.server import serving
 
     print(f"\n(b) latency of one user explained, warm model (load average {load_average()})")
     rows = []
-    for name, model in models:
-        histories = all_histories(model)
-        step = max(1, len(histories) // n_users)
-        chosen = histories[::step][:n_users]
-        explainer = CausalExplainer()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            explainer.explain(model, chosen[0])  # warm-up
-            times = []
-            for h in chosen:
-                t0 = time.perf_counter()
-                explainer.explain(model, h)
-                times.append(time.perf_counter() - t0)
-        ms = 1000 * np.array(times)
-        rows.append(
-            [
-                name,
-                len(ms),
-                f"{np.percentile(ms, 50):.0f}",
-                f"{np.percentile(ms, 95):.0f}",
-                f"{ms.max():.0f}",
-            ]
-        )
-    print(table(["model", "users", "p50 ms", "p95 ms", "max ms"], rows))
+    app = create_app({name: model for name, model in models})
+    with serving(app) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        for name, model in models:
+            users = list(dataset_histories(resolve_dataset(model.dataset_name)).items())
+            step = max(1, len(users) // n_users)
+            chosen = users[::step][:n_users]
+            explainer = CausalExplainer()
+            calls = {
+                "library": lambda h, _u, m=model, e=explainer: e.explain(m, h),
+                "HTTP service": lambda _h, u, n=name: client.post(
+                    "/explain", json={"model": n, "user": u}
+                ).raise_for_status(),
+            }
+            for route, call in calls.items():
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    call(chosen[0][1], chosen[0][0])  # warm-up
+                    times = []
+                    for user, history in chosen:
+                        t0 = time.perf_counter()
+                        call(history, user)
+                        times.append(time.perf_counter() - t0)
+                ms = 1000 * np.array(times)
+                rows.append(
+                    [
+                        name,
+                        route,
+                        len(ms),
+                        f"{np.percentile(ms, 50):.0f}",
+                        f"{np.percentile(ms, 95):.0f}",
+                        f"{ms.max():.0f}",
+                    ]
+                )
+    print(table(["model", "through", "users", "p50 ms", "p95 ms", "max ms"], rows))
 
 
 # ------------------------------------------------------------------------------- (d) contention
