@@ -22,7 +22,7 @@ from recausal._version import __version__
 from recausal.errors import InvalidInputError, UnknownItemError
 from recausal.explain.batch import Baseline, Batch, Removal
 from recausal.explain.explanation import Explanation, RankedItem
-from recausal.explain.search import Deadline, first_valid_until
+from recausal.explain.search import Deadline
 
 if TYPE_CHECKING:
     from recausal.causal import PAG
@@ -307,7 +307,7 @@ class RankingExplainer(Explainer):
                 prefixes[u] = [
                     tuple(order[:m]) for m in range(1, min(self.max_size, len(order)) + 1)
                 ]
-        checked = first_valid_until(batch, prefixes, bases, self.removal, deadline)
+        checked = batch.first_valid(prefixes, bases, self.removal, deadline)
         found = []
         for u, scores in enumerate(all_scores):
             if scores is None:  # no ranking: nothing to validate

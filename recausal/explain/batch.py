@@ -1,12 +1,14 @@
 """Histories explained together: the counterfactual rule (edits of the full history, read
-through the model's window), batched model calls and per-history accounting. The size-by-size
-search for sets whose removal explains the item is in :mod:`recausal.explain.search`."""
+through the model's window), batched model calls (stopping at a :class:`Deadline`) and
+per-history accounting. The size-by-size search for sets whose removal explains the item is
+in :mod:`recausal.explain.search`."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -40,6 +42,62 @@ def remove_positions(ids: np.ndarray, positions: Iterable[int], removal: Removal
     out = ids.copy()
     out[positions] = 0
     return out
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """The time on ``clock`` at which an explanation stops searching: once it has passed, no
+    further batched model call starts, and the explanation holds what was found so far
+    (marked incomplete). The default, ``at=inf``, never passes.
+
+    Attributes:
+        at: the deadline, in ``clock``'s seconds.
+        clock: the clock (default: :func:`time.monotonic`; tests inject their own).
+
+    Example:
+        >>> Deadline.of(0).passed, Deadline.of(None).passed
+        (True, False)
+    """
+
+    at: float = math.inf
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    @classmethod
+    def of(cls, time_budget: float | Deadline | None) -> Deadline:
+        """The deadline of a time budget that starts now.
+
+        Args:
+            time_budget: seconds (``>= 0``; 0 stops before the first model call that can be
+                skipped), a :class:`Deadline` (returned as it is), or ``None`` (no deadline).
+
+        Returns:
+            The deadline.
+        """
+        if isinstance(time_budget, Deadline):
+            return time_budget
+        if time_budget is None:
+            return cls()
+        if isinstance(time_budget, bool) or not isinstance(time_budget, int | float):
+            raise InvalidInputError(
+                f"time_budget must be a number of seconds or None; got {time_budget!r}"
+            )
+        if not time_budget >= 0:  # NaN too
+            raise InvalidInputError(f"time_budget must be >= 0 seconds; got {time_budget!r}")
+        return cls(time.monotonic() + float(time_budget))
+
+    @property
+    def bounded(self) -> bool:
+        """Whether it can pass at all."""
+        return self.at != math.inf
+
+    @property
+    def passed(self) -> bool:
+        """Whether the deadline has passed."""
+        return self.bounded and self.clock() >= self.at
+
+
+#: the deadline that never passes
+NO_DEADLINE = Deadline()
 
 
 @dataclass(frozen=True)
@@ -212,11 +270,16 @@ class Batch:
         return scores
 
     def outcomes(
-        self, owners: Sequence[int], seqs: Sequence[np.ndarray], bases: Sequence[Baseline]
+        self,
+        owners: Sequence[int],
+        seqs: Sequence[np.ndarray],
+        bases: Sequence[Baseline],
+        deadline: Deadline = NO_DEADLINE,
     ) -> Outcomes:
         """What each edited window ``seqs[i]`` (of history ``owners[i]``) does to the item
-        explained for its history, scored chunk by chunk so that memory stays bounded however
-        many sets are tried."""
+        explained for its history, scored chunk by chunk (``batch_size`` rows per model call)
+        so that memory stays bounded however many sets are tried. No chunk starts once
+        ``deadline`` has passed: the outcomes are then those of the rows scored, a prefix."""
         n = len(seqs)
         changed = np.zeros(n, dtype=bool)
         replacement = np.zeros(n, dtype=np.int64)
@@ -225,15 +288,17 @@ class Batch:
         targets = np.array([bases[u].target for u in owner_ids], dtype=np.int64)
         ranks = np.array([bases[u].rank for u in owner_ids], dtype=np.int64)
         ks = np.array([bases[u].k for u in owner_ids], dtype=np.int64)
-        for start in range(0, n, self.batch_size):
-            part = slice(start, min(start + self.batch_size, n))
+        scored = 0
+        while scored < n and not deadline.passed:
+            part = slice(scored, min(scored + self.batch_size, n))
             chunk = owners[part]
             scores = self.mask_seen(self._score_ids(chunk, seqs[part]), chunk)
             changed[part], replacement[part], new_rank[part] = _outcomes(
                 scores, targets[part], ranks[part], ks[part]
             )
-        self._account(owners, self.batch_size)
-        return Outcomes(changed, replacement, new_rank)
+            scored = part.stop
+        self._account(owners[:scored], self.batch_size)
+        return Outcomes(changed[:scored], replacement[:scored], new_rank[:scored])
 
     def attention(
         self, targets: Sequence[int], layer: int = -1, chunk: int = 256
@@ -276,20 +341,35 @@ class Batch:
         candidates: dict[int, Sequence[tuple[int, ...]]],
         bases: Sequence[Baseline],
         removal: Removal,
+        deadline: Deadline = NO_DEADLINE,
     ) -> dict[int, tuple[list[int], Outcomes]]:
-        """Score every history's candidate removals in one batch; per history, the indices
-        of the candidates that explain its item, and every candidate's :class:`Outcomes`."""
+        """Score every history's candidate removals in one batch (see :meth:`outcomes`).
+
+        Args:
+            candidates: per history, its candidate sets in order.
+            bases: the histories' unedited scores.
+            removal: how a set is removed (see :meth:`edit`).
+            deadline: when to stop, between model calls.
+
+        Returns:
+            Per history reached: the indices of the candidates that explain its item, and
+            the :class:`Outcomes` of those scored (all of them, unless the deadline cut the
+            batch short: then a prefix, and the histories not reached are left out).
+        """
         owners: list[int] = []
         seqs: list[np.ndarray] = []
         for u, cands in candidates.items():
             owners += [u] * len(cands)
             seqs += [self.edit(u, c, removal) for c in cands]
-        found = self.outcomes(owners, seqs, bases)
+        found = self.outcomes(owners, seqs, bases, deadline)
+        scored = len(found.changed)
         result: dict[int, tuple[list[int], Outcomes]] = {}
         offset = 0
         for u, cands in candidates.items():
-            part = slice(offset, offset + len(cands))
+            part = slice(offset, min(offset + len(cands), scored))
             offset += len(cands)
+            if cands and part.start >= scored:
+                continue
             mine = Outcomes(found.changed[part], found.replacement[part], found.new_rank[part])
             result[u] = (np.flatnonzero(mine.changed).tolist(), mine)
         return result

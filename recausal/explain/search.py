@@ -1,127 +1,16 @@
 """The size-by-size search for sets whose removal explains the item: sizes 1, 2, ... tried
-for every history of a batch, one batched model call per size (:func:`search_by_size`), and
-the :class:`Deadline` at which a search stops, between two batched model calls, and answers
-what it found so far (:func:`first_valid_until`)."""
+for every history of a batch, one batched model call per size (:func:`search_by_size`),
+stopping at a :class:`~recausal.explain.batch.Deadline` with what it found so far."""
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
-import numpy as np
-
-from recausal.errors import InvalidInputError
-from recausal.explain.batch import Baseline, Batch, Outcomes, Removal
+from recausal.explain.batch import NO_DEADLINE, Baseline, Batch, Deadline, Removal
 
 #: candidate sets of one history and size: ``candidates_of(u, size)``, best first
 CandidatesOf = Callable[[int, int], Sequence[tuple[int, ...]]]
-
-
-@dataclass(frozen=True)
-class Deadline:
-    """The time on ``clock`` at which an explanation stops searching: once it has passed, no
-    further batched model call starts, and the explanation holds what was found so far
-    (marked incomplete). The default, ``at=inf``, never passes.
-
-    Attributes:
-        at: the deadline, in ``clock``'s seconds.
-        clock: the clock (default: :func:`time.monotonic`; tests inject their own).
-
-    Example:
-        >>> Deadline.of(0).passed, Deadline.of(None).passed
-        (True, False)
-    """
-
-    at: float = math.inf
-    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
-
-    @classmethod
-    def of(cls, time_budget: float | Deadline | None) -> Deadline:
-        """The deadline of a time budget that starts now.
-
-        Args:
-            time_budget: seconds (``>= 0``; 0 stops before the first model call that can be
-                skipped), a :class:`Deadline` (returned as it is), or ``None`` (no deadline).
-
-        Returns:
-            The deadline.
-        """
-        if isinstance(time_budget, Deadline):
-            return time_budget
-        if time_budget is None:
-            return cls()
-        if isinstance(time_budget, bool) or not isinstance(time_budget, int | float):
-            raise InvalidInputError(
-                f"time_budget must be a number of seconds or None; got {time_budget!r}"
-            )
-        if not time_budget >= 0:  # NaN too
-            raise InvalidInputError(f"time_budget must be >= 0 seconds; got {time_budget!r}")
-        return cls(time.monotonic() + float(time_budget))
-
-    @property
-    def bounded(self) -> bool:
-        """Whether it can pass at all."""
-        return self.at != math.inf
-
-    @property
-    def passed(self) -> bool:
-        """Whether the deadline has passed."""
-        return self.bounded and self.clock() >= self.at
-
-
-#: the deadline that never passes
-NO_DEADLINE = Deadline()
-
-
-def first_valid_until(
-    batch: Batch,
-    candidates: dict[int, Sequence[tuple[int, ...]]],
-    bases: Sequence[Baseline],
-    removal: Removal,
-    deadline: Deadline = NO_DEADLINE,
-) -> dict[int, tuple[list[int], Outcomes]]:
-    """:meth:`Batch.first_valid` that stops at ``deadline``: the candidates are scored in model
-    calls of ``batch.batch_size`` rows (the calls ``first_valid`` makes, so the results and the
-    counts are the same), and none starts once the deadline has passed.
-
-    Args:
-        batch: the histories.
-        candidates: per history, its candidate sets in order.
-        bases: their unedited scores.
-        removal: how a set is removed.
-        deadline: when to stop; without one, a single ``first_valid`` call.
-
-    Returns:
-        Per history reached: the indices of its valid candidates among those checked, and the
-        :class:`~recausal.explain.batch.Outcomes` of those checked (a prefix of its list, so
-        ``len(outcomes.changed) < len(candidates[u])`` when the deadline cut it short).
-    """
-    if not deadline.bounded:
-        return batch.first_valid(candidates, bases, removal)
-    rows = [(u, c) for u, cands in candidates.items() for c in cands]
-    parts: dict[int, list[tuple[list[int], Outcomes]]] = {}
-    for start in range(0, len(rows), batch.batch_size):
-        if deadline.passed:
-            break
-        piece: dict[int, list[tuple[int, ...]]] = {}
-        for u, c in rows[start : start + batch.batch_size]:
-            piece.setdefault(u, []).append(c)
-        for u, found in batch.first_valid(piece, bases, removal).items():
-            parts.setdefault(u, []).append(found)
-    return {u: _joined(found) for u, found in parts.items()}
-
-
-def _joined(parts: list[tuple[list[int], Outcomes]]) -> tuple[list[int], Outcomes]:
-    """One history's results from consecutive pieces of its candidates."""
-    valid: list[int] = []
-    offset = 0
-    for indices, outcomes in parts:
-        valid += [offset + i for i in indices]
-        offset += len(outcomes.changed)
-    joined = (np.concatenate([getattr(o, f.name) for _, o in parts]) for f in fields(Outcomes))
-    return valid, Outcomes(*joined)
 
 
 def search_by_size(
@@ -142,7 +31,7 @@ def search_by_size(
             size, best first.
         max_size: the largest size tried.
         removal: how a set is removed (see :meth:`Batch.edit`).
-        deadline: when to stop (between model calls; see :func:`first_valid_until`).
+        deadline: when to stop (between model calls; see :meth:`Batch.first_valid`).
 
     Returns:
         Per history: all valid sets of the first size that has one, what removing the first
@@ -161,7 +50,7 @@ def search_by_size(
         pending &= set(round_)
         if not round_:
             break
-        checked = first_valid_until(batch, round_, bases, removal, deadline)
+        checked = batch.first_valid(round_, bases, removal, deadline)
         for u, cands in round_.items():
             valid, outcomes = checked.get(u, ([], None))
             n = 0 if outcomes is None else len(outcomes.changed)
@@ -224,6 +113,5 @@ __all__ = [
     "CandidatesOf",
     "Deadline",
     "Searched",
-    "first_valid_until",
     "search_by_size",
 ]
