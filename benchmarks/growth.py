@@ -86,7 +86,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is not a package
 
 from ray_cluster import _same_rows
-from run import OUT, STAGES, StageTimer, explain_all, load_average, peak_rss_mib, table
+from run import (
+    OUT,
+    STAGES,
+    StageTimer,
+    explain_all,
+    load_average,
+    peak_rss_mib,
+    save_plot,
+    table,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = OUT / "growth"
@@ -329,24 +338,20 @@ def _pyplot():
 
 @contextlib.contextmanager
 def scoring_timed(timer: StageTimer) -> Iterator[None]:
-    """Time the scoring steps whose cost grows with the catalogue (see the docstring); a step
-    this version of the library lacks is left out (its column reads 0)."""
+    """Time the scoring steps whose cost grows with the catalogue (see the docstring)."""
     import recausal.explain.batch as batch
     import recausal.models.inference as inference
 
     targets = [
-        (batch.Batch, ("_score_ids",), "score"),
-        (inference.Transformer, ("read",), "encode"),
-        (batch.Batch, ("mask_seen", "_mask_seen"), "mask"),
-        (batch, ("_outcomes",), "top-1"),
+        (batch.Batch, "_score_ids", "score"),
+        (inference.Transformer, "read", "encode"),
+        (batch.Batch, "mask_seen", "mask"),
+        (batch, "_outcomes", "top-1"),
     ]
     with contextlib.ExitStack() as stack:
-        for owner, names, stage in targets:
-            for name in names:
-                if hasattr(owner, name):
-                    wrapped = timer.wrap(stage, getattr(owner, name))
-                    stack.enter_context(mock.patch.object(owner, name, wrapped))
-                    break
+        for owner, name, stage in targets:
+            wrapped = timer.wrap(stage, getattr(owner, name))
+            stack.enter_context(mock.patch.object(owner, name, wrapped))
         yield
 
 
@@ -562,13 +567,7 @@ def run_catalogue(args: argparse.Namespace) -> None:
     ax.set_xlabel("catalogue size (items)")
     ax.set_ylabel("ms per explained user")
     ax.set_title(f"Causal explainer vs catalogue ({args.sample} users)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "growth-catalogue.png"
-    fig.savefig(path, dpi=120)
-    print(f"plot: {path}")
+    save_plot(fig, ax, "growth-catalogue.png")
 
 
 # ------------------------------------------------------------------------------- users
@@ -778,13 +777,7 @@ def run_users(args: argparse.Namespace) -> None:
     ax.set_xlabel(f"Ray workers ({cpus} CPUs)")
     ax.set_ylabel("users explained per second")
     ax.set_title(f"evaluate --engine ray, {len(users)} of {len(histories)} users")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "growth-users.png"
-    fig.savefig(path, dpi=120)
-    print(f"plot: {path}")
+    save_plot(fig, ax, "growth-users.png")
 
 
 # ------------------------------------------------------------------------------- main

@@ -440,7 +440,6 @@ def run_scaling(sizes: list[int], per_size: int, budget: float) -> None:
     except ImportError:
         print("matplotlib not installed: no plot")
         return
-    OUT.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for kind, pts in results.items():
         ax.loglog(
@@ -452,10 +451,16 @@ def run_scaling(sizes: list[int], per_size: int, budget: float) -> None:
     ax.set_xlabel("positions n (history + target)")
     ax.set_ylabel("ms per attention matrix")
     ax.set_title("ICD on synthetic softmax attention")
+    save_plot(fig, ax, "graph_scaling.png", legend_size=None)
+
+
+def save_plot(fig, ax, name: str, legend_size: float | None = 8) -> None:
+    """Finish a log-log plot (grid, legend) and write it to ``benchmarks/out/name``."""
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=legend_size)
     fig.tight_layout()
-    path = OUT / "graph_scaling.png"
+    OUT.mkdir(parents=True, exist_ok=True)
+    path = OUT / name
     fig.savefig(path, dpi=120)
     print(f"plot: {path}")
 
