@@ -193,6 +193,7 @@ def test_registry_names_every_explainer_once():
         == tuple(EXPLAINERS)
         == (
             "causal",
+            "causal-paper",
             "attention",
             "recency",
             "random",
@@ -255,8 +256,10 @@ def _random_histories(model, n=16, length=9, seed=11):
 
 def test_causal_beyond_tree_keeps_the_papers_answers_and_adds_outside_sets(any_model):
     histories = _random_histories(any_model)
-    paper = get_explainer("causal", max_size=1).explain_many(any_model, histories)
-    wide = get_explainer("causal", max_size=1, beyond_tree=True).explain_many(any_model, histories)
+    paper = get_explainer("causal-paper", max_size=1).explain_many(any_model, histories)
+    wide = get_explainer("causal-paper", max_size=1, beyond_tree=True).explain_many(
+        any_model, histories
+    )
     assert any(not p.valid for p in paper), "the test needs histories the tree cannot explain"
     for p, w in zip(paper, wide, strict=True):
         if p.valid:
@@ -270,8 +273,8 @@ def test_causal_beyond_tree_keeps_the_papers_answers_and_adds_outside_sets(any_m
 
 def test_causal_prefer_replacement_reorders_the_same_sets(any_model):
     histories = _random_histories(any_model, seed=12)
-    tree = get_explainer("causal", max_size=2).explain_many(any_model, histories)
-    best = get_explainer("causal", max_size=2, prefer="replacement").explain_many(
+    tree = get_explainer("causal-paper", max_size=2).explain_many(any_model, histories)
+    best = get_explainer("causal-paper", max_size=2, prefer="replacement").explain_many(
         any_model, histories
     )
     worst = len(tree[0].top_k) + 1
@@ -283,10 +286,23 @@ def test_causal_prefer_replacement_reorders_the_same_sets(any_model):
             assert (b.replacement_rank or worst) <= (t.replacement_rank or worst)
 
 
+def test_causal_defaults_go_past_the_paper_and_causal_paper_is_the_paper():
+    assert {
+        k: get_explainer("causal").get_params()[k] for k in ("beyond_tree", "prefer", "rank_all")
+    } == {"beyond_tree": True, "prefer": "replacement", "rank_all": True}
+    paper = get_explainer("causal-paper", alpha=0.05).get_params()
+    assert (paper["beyond_tree"], paper["prefer"], paper["rank_all"], paper["alpha"]) == (
+        False,
+        "tree",
+        False,
+        0.05,
+    )
+
+
 def test_causal_rank_all_orders_the_items_outside_the_tree(any_model):
     history = _random_histories(any_model, n=1, length=12, seed=13)[0]
-    paper = get_explainer("causal").explain(any_model, history)
-    ranked = get_explainer("causal", rank_all=True).explain(any_model, history)
+    paper = get_explainer("causal-paper").explain(any_model, history)
+    ranked = get_explainer("causal-paper", rank_all=True).explain(any_model, history)
     assert ranked.sets == paper.sets
     assert all(r.score > 0 for r in ranked.ranking)
     in_tree = {r.position for r in paper.ranking if r.score > 0}

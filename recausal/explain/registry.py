@@ -19,13 +19,14 @@ from recausal.explain.baselines import (
     RandomExplainer,
     RecencyExplainer,
 )
-from recausal.explain.causal import CausalExplainer
+from recausal.explain.causal import CausalExplainer, PaperCausalExplainer
 
 #: every explainer by its ``name``, in the order the command line and reports list them
 EXPLAINERS: dict[str, type[Explainer]] = {
     cls.name: cls
     for cls in (
         CausalExplainer,
+        PaperCausalExplainer,
         AttentionExplainer,
         RecencyExplainer,
         RandomExplainer,
@@ -43,7 +44,7 @@ def explainer_names() -> tuple[str, ...]:
     """The names :func:`get_explainer` accepts.
 
     Returns:
-        ``("causal", "attention", "recency", "random", "occlusion", "exhaustive",
+        ``("causal", "causal-paper", "attention", "recency", "random", "occlusion", "exhaustive",
         "integrated-gradients", "kernel-shap", "lime", "shapley-sampling")`` (the last four
         need the ``captum`` extra when they explain).
 
@@ -95,6 +96,7 @@ __all__ = [
     "KernelShapExplainer",
     "LimeExplainer",
     "OcclusionExplainer",
+    "PaperCausalExplainer",
     "RandomExplainer",
     "RecencyExplainer",
     "ShapleySamplingExplainer",
