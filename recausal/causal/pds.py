@@ -20,6 +20,7 @@ A little over 400 lines because every PDS walk is kept here, in one place, as sa
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,7 +43,9 @@ Marks = Sequence[Sequence[int]]
 Adjacency = Mapping[int, Iterable[int]] | Sequence[Iterable[int]]
 """The neighbours of each node, indexed by node."""
 
-_SORT_ALL_SETS = 50_000  # up to this many subsets, sort them all at once rather than walk
+#: up to this many subsets of one summed distance are sorted at once (numpy); a larger group
+#: is walked best-first instead
+_SORT_ALL_SETS = 200_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,13 +223,16 @@ class PDSTree:
     def _node_key(self, v: int) -> tuple[int, int]:
         return (self.nodes[v], -v)
 
-    def candidate_sets(self, size: int, *, closed: bool = False) -> Iterator[tuple[int, ...]]:
+    def candidate_sets(
+        self, size: int, *, closed: bool = False, skip_within: frozenset[int] | None = None
+    ) -> Iterator[tuple[int, ...]]:
         """Subsets of the non-root tree nodes with ``size`` members, best first.
 
         Order: by the summed distance of the members (smaller first); ties by the members'
         positions compared from the most recent down (the set holding the most recent node
         comes first, then by the next most recent, ...). Each set is a tuple in ascending node
-        order. Enumeration is lazy (best-first over a heap), so large trees are cheap to start.
+        order. Enumeration is lazy, one summed distance at a time, so taking the first few
+        sets of a large tree is cheap.
 
         With ``closed=True`` only sets where every member is reachable from the root along a
         possible-d-separating path whose other nodes all lie in the set are yielded (the
@@ -235,22 +241,26 @@ class PDSTree:
         Args:
             size: number of members, >= 1.
             closed: only sets closed under the members' paths (see above).
+            skip_within: leave out the sets whose members all lie in it.
 
         Returns:
             A lazy iterator of ascending node tuples.
         """
         if not is_int(size) or size < 1:
             raise InvalidInputError(f"size must be a positive int; got {size!r}")
-        return self._iter_sets(int(size), closed)
-
-    def _iter_sets(self, size: int, closed: bool) -> Iterator[tuple[int, ...]]:
         order = self.members
+        if int(size) > len(order):
+            return iter(())
+        if not closed:
+            return self._by_total(order, int(size), skip_within or frozenset())
+        sets = (c for c in self._walk(order, int(size)) if self._is_closed(c))
+        if skip_within:
+            sets = (c for c in sets if not skip_within.issuperset(c))
+        return sets
+
+    def _walk(self, order: tuple[int, ...], size: int) -> Iterator[tuple[int, ...]]:
+        """Every subset in key order, best-first over a heap (see :meth:`candidate_sets`)."""
         m = len(order)
-        if size > m:
-            return
-        if not closed and math.comb(m, size) <= _SORT_ALL_SETS:
-            yield from self._sorted_sets(order, size)
-            return
         dist = [self.nodes[v] for v in order]
 
         def key(idx: tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
@@ -264,9 +274,7 @@ class PDSTree:
         seen = {start}
         while heap:
             _, idx = heapq.heappop(heap)
-            chosen = tuple(sorted(order[k] for k in idx))
-            if not closed or self._is_closed(chosen):
-                yield chosen
+            yield tuple(sorted(order[k] for k in idx))
             taken = set(idx)
             for pos, k in enumerate(idx):
                 nxt = k + 1
@@ -276,15 +284,31 @@ class PDSTree:
                         seen.add(cand)
                         heapq.heappush(heap, (key(cand), cand))
 
-    def _sorted_sets(self, order: tuple[int, ...], size: int) -> Iterator[tuple[int, ...]]:
-        """Every subset at once, in the order of the best-first walk (numpy sort)."""
-        combos = combination_rows(len(order), size)
-        sets = np.array(order, dtype=np.int64)[combos]
-        sets.sort(axis=1)
-        total = np.array([self.nodes[v] for v in order], dtype=np.int64)[combos].sum(axis=1)
-        # key: summed distance, then members from the most recent down, larger first
-        rank = np.lexsort((*(-sets[:, k] for k in range(size)), total))
-        yield from map(tuple, sets[rank].tolist())
+    def _by_total(
+        self, order: tuple[int, ...], size: int, skip: frozenset[int]
+    ) -> Iterator[tuple[int, ...]]:
+        """Every subset not inside ``skip`` in key order, one summed distance at a time: the
+        subsets of a total are built from how many members each distance contributes and
+        sorted together (numpy); past ``_SORT_ALL_SETS`` subsets of one total, the rest comes
+        from :meth:`_walk` (the same order)."""
+        groups: dict[int, list[int]] = {}
+        for v in order:
+            groups.setdefault(self.nodes[v], []).append(v)
+        dists = sorted(groups)
+        done = 0
+        for parts in _compositions_by_total([len(groups[d]) for d in dists], dists, size):
+            if sum(_product_of_combs(groups, dists, c) for c in parts) > _SORT_ALL_SETS:
+                rest = itertools.islice(self._walk(order, size), done, None)
+                yield from (c for c in rest if not skip.issuperset(c))
+                return
+            sets = np.concatenate([_subsets_of(groups, dists, c) for c in parts])
+            done += len(sets)
+            if skip:
+                sets = sets[~np.isin(sets, list(skip)).all(axis=1)]
+            sets.sort(axis=1)
+            # ties: members from the most recent down, larger first
+            rank = np.lexsort(tuple(-sets[:, k] for k in range(size)))
+            yield from map(tuple, sets[rank].tolist())
 
     def _is_closed(self, subset: tuple[int, ...]) -> bool:
         if self._marks is None:
@@ -411,3 +435,58 @@ def reaches(bits: MarkBits, root: int, allowed: int, size: int) -> bool:
             seen |= nxt
             stack.extend((b, c) for c in bit_nodes(nxt))
     return seen.bit_count() >= size
+
+
+def _compositions_by_total(
+    available: list[int], dists: list[int], size: int
+) -> Iterator[list[tuple[int, ...]]]:
+    """How ``size`` members can be drawn from groups of ``available`` (>= 1) nodes at increasing
+    distances ``dists``: tuples of counts (one per group, at most its size), in groups of
+    equal summed distance, the smallest first. Lazy: a best-first walk from the counts that
+    fill the closest groups, where each step moves one member to the next group (a larger
+    total), so only the totals asked for are reached."""
+    start, left = [], size
+    for n in available:
+        start.append(min(n, left))
+        left -= start[-1]
+    if left:
+        return
+    first = tuple(start)
+    heap = [(sum(c * d for c, d in zip(first, dists, strict=True)), first)]
+    seen = {first}
+    current, group = heap[0][0], []
+    while heap:
+        total, counts = heapq.heappop(heap)
+        if total != current:
+            yield group
+            current, group = total, []
+        group.append(counts)
+        for i in range(len(counts) - 1):
+            if counts[i] and counts[i + 1] < available[i + 1]:
+                step = (*counts[:i], counts[i] - 1, counts[i + 1] + 1, *counts[i + 2 :])
+                if step not in seen:
+                    seen.add(step)
+                    heapq.heappush(heap, (total + dists[i + 1] - dists[i], step))
+    yield group
+
+
+def _product_of_combs(
+    groups: dict[int, list[int]], dists: list[int], counts: tuple[int, ...]
+) -> int:
+    return math.prod(math.comb(len(groups[d]), c) for d, c in zip(dists, counts, strict=True))
+
+
+def _subsets_of(
+    groups: dict[int, list[int]], dists: list[int], counts: tuple[int, ...]
+) -> np.ndarray:
+    """Every subset taking ``counts[i]`` members of the group at ``dists[i]``: a
+    ``(count, size)`` array (members unsorted)."""
+    out = np.zeros((1, 0), dtype=np.int64)
+    for d, c in zip(dists, counts, strict=True):
+        if c == 0:
+            continue
+        picks = np.asarray(groups[d], dtype=np.int64)[combination_rows(len(groups[d]), c)]
+        out = np.concatenate(
+            [np.repeat(out, len(picks), axis=0), np.tile(picks, (len(out), 1))], axis=1
+        )
+    return out

@@ -9,7 +9,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
 
 import numpy as np
 
@@ -357,11 +357,11 @@ class Batch:
             batch short: then a prefix, and the histories not reached are left out).
         """
         owners: list[int] = []
-        seqs: list[np.ndarray] = []
+        sets: list[tuple[int, ...]] = []
         for u, cands in candidates.items():
             owners += [u] * len(cands)
-            seqs += [self.edit(u, c, removal) for c in cands]
-        found = self.outcomes(owners, seqs, bases, deadline)
+            sets += cands
+        found = self.outcomes(owners, _Edited(self, owners, sets, removal), bases, deadline)
         scored = len(found.changed)
         result: dict[int, tuple[list[int], Outcomes]] = {}
         offset = 0
@@ -381,6 +381,30 @@ class Batch:
             "histories_scored": int(self.rows[u]),
             "seconds": round(seconds, 6),
         }
+
+
+class _Edited(Sequence[np.ndarray]):
+    """The windows the model reads once each candidate set is removed (``sets[i]`` from
+    history ``owners[i]``, see :meth:`Batch.edit`), built only when a chunk of them is
+    scored: memory holds one chunk's edits, however many sets a round tries."""
+
+    def __init__(
+        self, batch: Batch, owners: list[int], sets: list[tuple[int, ...]], removal: Removal
+    ) -> None:
+        self.batch, self.owners, self.sets, self.removal = batch, owners, sets, removal
+
+    def __len__(self) -> int:
+        return len(self.sets)
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):
+            pairs = zip(self.owners[index], self.sets[index], strict=True)
+            return [self.batch.edit(u, c, self.removal) for u, c in pairs]
+        return self.batch.edit(self.owners[index], self.sets[index], self.removal)
 
 
 def _ragged(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

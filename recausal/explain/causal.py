@@ -164,9 +164,7 @@ class CausalExplainer(Explainer):
             tree = trees[u]
             if tree is None:
                 return []
-            sets = tree.candidate_sets(size)
-            if skip is not None:
-                sets = (c for c in sets if not skip[u].issuperset(c))
+            sets = tree.candidate_sets(size, skip_within=None if skip is None else skip[u])
             return list(itertools.islice(sets, self.max_candidates))
 
         return search_by_size(batch, bases, candidates_of, self.max_size, self.removal, deadline)

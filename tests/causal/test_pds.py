@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from itertools import combinations
+from itertools import combinations, product
 
 import numpy as np
 import pytest
@@ -146,6 +146,21 @@ def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) 
     assert checked > 40  # the random graphs were not all trivial
 
 
+@pytest.mark.parametrize("sort_all", [0, 3, 10**6], ids=["walk", "walk after a few", "sort"])
+def test_candidate_sets_skip_within_leaves_out_exactly_the_sets_inside(sort_all, monkeypatch):
+    # a cap of 3 sorts the first small groups of equal summed distance and walks the rest
+    monkeypatch.setattr(pds_module, "_SORT_ALL_SETS", sort_all)
+    rng = np.random.default_rng(11)
+    for _ in range(15):
+        tree = _random_pag(rng, 9, 0.4).pds_tree()
+        members = tree.members
+        skip = frozenset(members[: len(members) // 2 + 1])
+        for size, sets in enumerate(_brute_force_order(tree), start=1):
+            assert list(tree.candidate_sets(size)) == sets
+            expected = [s for s in sets if not skip.issuperset(s)]
+            assert list(tree.candidate_sets(size, skip_within=skip)) == expected
+
+
 def test_candidate_sets_sorting_all_equals_best_first_walk_on_a_large_tree(monkeypatch) -> None:
     tree = _random_pag(np.random.default_rng(3), 40, 0.15).pds_tree()
     assert len(tree.members) > 20 and tree.depth > 1
@@ -179,3 +194,19 @@ def test_pds_tree_to_dict() -> None:
         ],
     }
     json.dumps(d)
+
+
+def test_compositions_by_total_reach_every_composition_once_in_total_order() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        available = [int(x) for x in rng.integers(1, 5, size=rng.integers(1, 7))]
+        dists = sorted(int(x) for x in rng.choice(20, size=len(available), replace=False))
+        size = int(rng.integers(1, 6))
+        groups = list(pds_module._compositions_by_total(available, dists, size))
+        expected: dict[int, set[tuple[int, ...]]] = {}
+        for counts in product(*(range(n + 1) for n in available)):
+            if sum(counts) == size:
+                total = sum(c * d for c, d in zip(counts, dists, strict=True))
+                expected.setdefault(total, set()).add(counts)
+        assert [set(g) for g in groups] == [expected[t] for t in sorted(expected)]
+        assert sum(len(g) for g in groups) == sum(len(v) for v in expected.values())
