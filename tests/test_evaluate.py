@@ -122,6 +122,9 @@ def test_summary_equals_hand_computed_values():
     assert att["size_mean"] == 2.0 and att["size_1_share"] == 0.0
     assert ex["replacement_rank_mean"] == 2.5 and ex["replacement_outside_share"] == 0.0
     assert math.isnan(att["replacement_rank_mean"]) and att["replacement_outside_share"] == 1.0
+    # inside the top-k, over every user (no explanation counts as 0)
+    assert ex["replacement_inside_share"] == 1.0 and rec["replacement_inside_share"] == 1.0
+    assert att["replacement_inside_share"] == 0.0
     assert att["model_calls_mean"] == 2.5 and att["seconds_mean"] == 1.25
     assert att["histories_scored_mean"] == 5.0 and ex["model_calls_mean"] == 5.0
     # optimum: user 1 size 1, sets {(3,), (1,)}; user 2 size 2, set {(0, 1)}

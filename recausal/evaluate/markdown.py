@@ -23,6 +23,7 @@ _HEADERS = {
     "size_1_share": "size 1",
     "replacement_rank_mean": "repl. rank",
     "replacement_outside_share": "repl. outside top-k",
+    "replacement_inside_share": "repl. inside top-k (all users)",
     "model_calls_mean": "model calls",
     "seconds_mean": "s/user",
     "graph_nodes_mean": "graph nodes",
@@ -44,7 +45,13 @@ _CF_HEADERS = {
     "size_mean": "size ↓",
     "replacement_rank_mean": "repl. rank",
 }
-_PERCENT = {"valid_share", "size_1_share", "replacement_outside_share", "pn_s_item"}
+_PERCENT = {
+    "valid_share",
+    "size_1_share",
+    "replacement_outside_share",
+    "replacement_inside_share",
+    "pn_s_item",
+}
 _PERCENT_PREFIX = ("deletion_", "optimum_size", "optimum_set", "pos_auc_", "neg_auc_")
 _COUNTS = ("users", "optimum_users", "errors")
 
@@ -131,12 +138,17 @@ def summary_markdown(summary: pd.DataFrame, reference: str = REFERENCE) -> str:
     ps = [f"p_vs_{reference}_{m}" for m, _ in TESTS if f"p_vs_{reference}_{m}" in summary]
     others = summary[summary.index != reference]
     if ps and len(others):
-        names = {**_CURVE_HEADERS, "valid": "valid (McNemar)", "size": "size"}
+        names = {
+            **_CURVE_HEADERS,
+            "valid": "valid (McNemar)",
+            "size": "size",
+            "replacement_inside": "repl. inside top-k (McNemar)",
+        }
         headers = [names[m].rstrip(" ↑↓") for m, _ in TESTS if f"p_vs_{reference}_{m}" in ps]
         parts.append(
             f"Paired tests against `{reference}`: two-sided p-values over the users both "
-            "explained (McNemar exact for validity, Wilcoxon signed-rank for sizes and "
-            "AUCs).\n\n" + _table(others, ps, headers)
+            "explained (McNemar exact for validity and replacement inside the top-k, Wilcoxon "
+            "signed-rank for sizes and AUCs).\n\n" + _table(others, ps, headers)
         )
     if (summary["optimum_users"] > 0).any():
         cols = ["optimum_users", "optimum_size_share", "optimum_set_share"]

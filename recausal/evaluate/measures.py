@@ -9,7 +9,9 @@ bootstrap interval (:mod:`recausal.evaluate.stats`) both come from that. The per
 - ``valid``: 1 if the explainer found an explanation up to ``max_size``, else 0.
 - ``size`` (valid users): the explanation's size; ``size_is_1``: size = 1.
 - ``replacement_rank`` (valid users whose replacement is in the original top-k): its 1-based
-  rank there; ``replacement_outside`` (valid users): the replacement is not in the top-k.
+  rank there; ``replacement_outside`` (valid users): the replacement is not in the top-k;
+  ``replacement_inside`` (every user): the explainer found a set and its replacement is in the
+  top-k (a user without an explanation counts as 0: no small change was found for them).
 - ``model_calls``, ``histories_scored``, ``seconds``; ``graph_nodes``, ``graph_edges`` (users
   with a graph: the causal explainer).
 - ``optimal_size`` / ``optimal_set`` (users whose ``exhaustive`` row is valid): the
@@ -70,6 +72,7 @@ FIGURES: tuple[tuple[str, str, Statistic], ...] = (
     ("size_1_share", "size_is_1", "mean"),
     ("replacement_rank_mean", "replacement_rank", "mean"),
     ("replacement_outside_share", "replacement_outside", "mean"),
+    ("replacement_inside_share", "replacement_inside", "mean"),
     ("model_calls_mean", "model_calls", "mean"),
     ("histories_scored_mean", "histories_scored", "mean"),
     ("seconds_mean", "seconds", "mean"),
@@ -84,6 +87,7 @@ NEW_FIGURES: tuple[str, ...] = (*AUCS, "pn_s_item", "pn_s_list", "pn_r")
 TESTS: tuple[tuple[str, str], ...] = (
     ("valid", "mcnemar"),
     ("size", "wilcoxon"),
+    ("replacement_inside", "mcnemar"),
     *((auc, "wilcoxon") for auc in AUCS),
 )
 
@@ -163,6 +167,7 @@ def user_measures(rows: pd.DataFrame, deletion_max: int | None = None) -> pd.Dat
         "size_is_1": np.where(valid, (size == 1).astype(np.float64), np.nan),
         "replacement_rank": rank,
         "replacement_outside": np.where(valid, np.isnan(rank).astype(np.float64), np.nan),
+        "replacement_inside": (valid & ~np.isnan(rank)).astype(np.float64),
     }
     for col in ("model_calls", "histories_scored", "seconds", "graph_nodes", "graph_edges"):
         out[col] = np.array([_number(v) for v in ok[col]])
