@@ -5,6 +5,7 @@ graph learning grows with the history length.
     python benchmarks/run.py --all           # (a) over all 943 ml-100k users (~6 min)
     python benchmarks/run.py --quick         # a one-minute smoke run
     python benchmarks/run.py --parts e2e --models sasrec-ml100k --users 200 --compare-plain 50
+    python benchmarks/run.py --parts e2e --all --against a5e4796   # side by side with old code
 
 Tables printed:
 
@@ -13,7 +14,8 @@ Tables printed:
     by stage and its share, forward passes per user, edited histories scored per second, peak
     RSS. ``--compare-plain N`` also runs the plain path (one matrix at a time, RecBole's own
     forward for scoring) on the first N users, side by side, and checks that both give the
-    same explanations and graphs.
+    same explanations and graphs. ``--against REV`` also times the code of git revision REV
+    (its own defaults) on the same users in a fresh process, and prints the speed-up.
 (b) ``latency``: one user explained at a time on a warm model, p50 and p95.
 (d) ``contention``: the causal explainer on the first 30 users, in a fresh process, on a quiet
     machine and beside one single-threaded busy loop, with OpenMP threads that sleep while
@@ -187,10 +189,49 @@ def same_results(a: list, b: list) -> bool:
     )
 
 
-def run_e2e(models: list, n_users: int | None, compare: int) -> None:
-    """Table (a): every user explained, per model."""
+#: what the other revision runs (its own defaults; the API both share)
+_AGAINST = """
+import sys, time, warnings
+import torch
+torch.set_num_threads(int(sys.argv[3]))
+from recausal.data import dataset_histories, resolve_dataset
+from recausal.explain import get_explainer
+from recausal.models import load_model
+model = load_model(sys.argv[1])
+histories = list(dataset_histories(resolve_dataset(model.dataset_name)).values())
+n = int(sys.argv[2])
+histories = histories[:n] if n > 0 else histories
+warnings.simplefilter("ignore")
+t0 = time.perf_counter()
+found = get_explainer("causal").explain_many(model, histories)
+print(time.perf_counter() - t0, sum(e.valid for e in found), len(found))
+"""
+
+
+def time_revision(rev: str, model_path: str, n_users: int | None, threads: int) -> float:
+    """Seconds the code of git revision ``rev`` takes for the causal explainer (its defaults)
+    over the same users, in a fresh process on the same machine."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(OUT.parent.parent), "archive", rev], check=True, capture_output=True
+        )
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        env = {**os.environ, "PYTHONPATH": tmp}
+        argv = [sys.executable, "-c", _AGAINST, model_path, str(n_users or 0), str(threads)]
+        done = subprocess.run(argv, env=env, cwd=tmp, check=True, capture_output=True, text=True)
+    return float(done.stdout.split()[0])
+
+
+def run_e2e(
+    models: list, n_users: int | None, compare: int, against: str | None = None, threads: int = 2
+) -> None:
+    """Table (a): every user explained, per model (and, with ``against``, the same users with
+    the code of that git revision, side by side)."""
     print(f"\n(a) causal explainer, all users in one call, one process (load {load_average()})")
-    summary = []
+    summary, versus = [], []
     for name, model in models:
         histories = all_histories(model)
         if n_users is not None:
@@ -235,6 +276,9 @@ def run_e2e(models: list, n_users: int | None, compare: int) -> None:
             f"edited histories/s {summary[-1][7]}, valid {summary[-1][8]}, "
             f"peak RSS {summary[-1][10]} MiB"
         )
+        if against:
+            before = time_revision(against, str(model.path), n_users, threads)
+            versus.append([name, users, f"{wall:.1f}", f"{before:.1f}", f"{before / wall:.2f}x"])
         if compare:
             sub = histories[:compare]
             plain, ptimer, t_plain = explain_all(model, sub, batched=False)
@@ -272,6 +316,9 @@ def run_e2e(models: list, n_users: int | None, compare: int) -> None:
         "passes/user (shared): batched forward passes each user took part in; (own): the "
         "run's forward passes divided by users."
     )
+    if versus:
+        print(f"\nthis code vs revision {against} (its own defaults), same users, same run:")
+        print(table(["model", "users", "this code s", f"{against} s", "speed-up"], versus))
 
 
 # ------------------------------------------------------------------------------- (b) latency
@@ -489,6 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compare-plain", type=int, default=0, metavar="N", help="also time the plain path on N"
     )
+    parser.add_argument(
+        "--against", metavar="REV", help="(a) also time git revision REV's code, side by side"
+    )
     parser.add_argument("--latency-users", type=int, default=30)
     parser.add_argument("--contention-users", type=int, default=30)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 20, 30, 50, 75, 100, 150, 200])
@@ -523,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.models:
             models.append((Path(name).name, load_model(name)))
     if "e2e" in parts:
-        run_e2e(models, args.users, args.compare_plain)
+        run_e2e(models, args.users, args.compare_plain, args.against, args.threads)
     if "latency" in parts:
         run_latency(models, args.latency_users)
     if "contention" in parts:
