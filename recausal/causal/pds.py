@@ -20,7 +20,6 @@ A little over 400 lines because every PDS walk is kept here, in one place, as sa
 from __future__ import annotations
 
 import heapq
-import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -287,28 +286,48 @@ class PDSTree:
     def _by_total(
         self, order: tuple[int, ...], size: int, skip: frozenset[int]
     ) -> Iterator[tuple[int, ...]]:
-        """Every subset not inside ``skip`` in key order, one summed distance at a time: the
-        subsets of a total are built from how many members each distance contributes and
-        sorted together (numpy); past ``_SORT_ALL_SETS`` subsets of one total, the rest comes
-        from :meth:`_walk` (the same order)."""
-        groups: dict[int, list[int]] = {}
-        for v in order:
-            groups.setdefault(self.nodes[v], []).append(v)
+        """Every subset not inside ``skip`` in key order, one summed distance at a time (the
+        totals from a lazy walk over how many members each distance gives)."""
+        groups = _groups(order, self.nodes)
         dists = sorted(groups)
-        done = 0
         for parts in _compositions_by_total([len(groups[d]) for d in dists], dists, size):
-            if sum(_product_of_combs(groups, dists, c) for c in parts) > _SORT_ALL_SETS:
-                rest = itertools.islice(self._walk(order, size), done, None)
-                yield from (c for c in rest if not skip.issuperset(c))
-                return
-            sets = np.concatenate([_subsets_of(groups, dists, c) for c in parts])
-            done += len(sets)
+            total = sum(c * d for c, d in zip(parts[0], dists, strict=True))
+            yield from self._of_total(list(order), size, total, skip)
+
+    def _of_total(
+        self, nodes: list[int], size: int, total: int, skip: frozenset[int]
+    ) -> Iterator[tuple[int, ...]]:
+        """The subsets of ``nodes`` with ``size`` members and summed distance ``total``, not
+        inside ``skip``, in tie order (members from the most recent down, larger first). Up to
+        ``_SORT_ALL_SETS`` of them are built and sorted at once (numpy); more are split by
+        their most recent member, each part in turn, so only the parts asked for are built."""
+        if size == 0:
+            if total == 0 and not skip:  # the empty set lies inside any set
+                yield ()
+            return
+        groups = _groups(nodes, self.nodes)
+        dists = sorted(groups)
+        parts = _compositions_of([len(groups[d]) for d in dists], dists, size, total)
+        count = sum(
+            math.prod(math.comb(len(groups[d]), c) for d, c in zip(dists, p, strict=True))
+            for p in parts
+        )
+        if count == 0:
+            return
+        if count <= _SORT_ALL_SETS:
+            sets = np.concatenate([_subsets_of(groups, dists, p) for p in parts])
             if skip:
                 sets = sets[~np.isin(sets, list(skip)).all(axis=1)]
             sets.sort(axis=1)
-            # ties: members from the most recent down, larger first
             rank = np.lexsort(tuple(-sets[:, k] for k in range(size)))
             yield from map(tuple, sets[rank].tolist())
+            return
+        for v in sorted(nodes, reverse=True):
+            below = [w for w in nodes if w < v]
+            rest = self._of_total(
+                below, size - 1, total - self.nodes[v], skip if v in skip else frozenset()
+            )
+            yield from ((*tail, v) for tail in rest)
 
     def _is_closed(self, subset: tuple[int, ...]) -> bool:
         if self._marks is None:
@@ -470,10 +489,32 @@ def _compositions_by_total(
     yield group
 
 
-def _product_of_combs(
-    groups: dict[int, list[int]], dists: list[int], counts: tuple[int, ...]
-) -> int:
-    return math.prod(math.comb(len(groups[d]), c) for d, c in zip(dists, counts, strict=True))
+def _groups(nodes: Iterable[int], dist: Mapping[int, int]) -> dict[int, list[int]]:
+    """``nodes`` by their distance."""
+    groups: dict[int, list[int]] = {}
+    for v in nodes:
+        groups.setdefault(dist[v], []).append(v)
+    return groups
+
+
+def _compositions_of(
+    available: list[int], dists: list[int], size: int, total: int
+) -> list[tuple[int, ...]]:
+    """The tuples of counts (one per group of ``available`` nodes at ``dists``, at most its
+    size) that draw ``size`` members with summed distance ``total``."""
+    out: list[tuple[int, ...]] = []
+
+    def draw(i: int, left: int, budget: int, counts: tuple[int, ...]) -> None:
+        if i == len(available):
+            if left == 0 and budget == 0:
+                out.append(counts)
+            return
+        for c in range(min(available[i], left), -1, -1):
+            if c * dists[i] <= budget:
+                draw(i + 1, left - c, budget - c * dists[i], (*counts, c))
+
+    draw(0, size, total, ())
+    return out
 
 
 def _subsets_of(

@@ -132,7 +132,9 @@ def _random_pag(rng: np.random.Generator, n: int, density: float) -> PAG:
     return PAG.from_marks(m)
 
 
-@pytest.mark.parametrize("sort_all", [0, 10**6], ids=["best-first walk", "sort all"])
+@pytest.mark.parametrize(
+    "sort_all", [0, 10**6], ids=["split by the most recent member", "sort all"]
+)
 def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) -> None:
     monkeypatch.setattr(pds_module, "_SORT_ALL_SETS", sort_all)
     rng = np.random.default_rng(7)
@@ -146,9 +148,9 @@ def test_candidate_sets_match_brute_force_on_random_pags(sort_all, monkeypatch) 
     assert checked > 40  # the random graphs were not all trivial
 
 
-@pytest.mark.parametrize("sort_all", [0, 3, 10**6], ids=["walk", "walk after a few", "sort"])
+@pytest.mark.parametrize("sort_all", [0, 3, 10**6], ids=["split", "split past a few", "sort"])
 def test_candidate_sets_skip_within_leaves_out_exactly_the_sets_inside(sort_all, monkeypatch):
-    # a cap of 3 sorts the first small groups of equal summed distance and walks the rest
+    # a cap of 3 sorts the small groups of equal summed distance and splits the larger ones
     monkeypatch.setattr(pds_module, "_SORT_ALL_SETS", sort_all)
     rng = np.random.default_rng(11)
     for _ in range(15):
@@ -161,11 +163,12 @@ def test_candidate_sets_skip_within_leaves_out_exactly_the_sets_inside(sort_all,
             assert list(tree.candidate_sets(size, skip_within=skip)) == expected
 
 
-def test_candidate_sets_sorting_all_equals_best_first_walk_on_a_large_tree(monkeypatch) -> None:
+def test_candidate_sets_sorting_splitting_and_walking_agree_on_a_large_tree(monkeypatch) -> None:
     tree = _random_pag(np.random.default_rng(3), 40, 0.15).pds_tree()
     assert len(tree.members) > 20 and tree.depth > 1
     for size in (1, 2, 3):
         fast = list(tree.candidate_sets(size))
+        assert list(tree._walk(tree.members, size)) == fast  # the walk closed=True filters
         monkeypatch.setattr(pds_module, "_SORT_ALL_SETS", 0)
         assert list(tree.candidate_sets(size)) == fast
         monkeypatch.undo()
