@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -297,6 +298,13 @@ def test_causal_defaults_go_past_the_paper_and_causal_paper_is_the_paper():
         False,
         0.05,
     )
+
+
+def test_causal_default_cap_tries_every_pair_of_the_window(any_model):
+    # sizes 1 and 2 are searched in full whatever the tree: the cap binds from size 3 on
+    pairs = math.comb(any_model.capacity, 2)
+    assert get_explainer("causal").max_candidates >= pairs
+    assert get_explainer("causal-paper").max_candidates >= pairs
 
 
 def test_causal_rank_all_orders_the_items_outside_the_tree(any_model):

@@ -65,7 +65,9 @@ class CausalExplainer(Explainer):
         heads: ``"each"`` (the default, as in the reference code: one graph per head; on the
             planted-cause tests per-head graphs find the cause more often), ``"aggregate"``
             (one graph from the heads' summed covariance), ``"all"`` (both) or a head's index.
-        max_candidates: cap on the sets tried per size and history.
+        max_candidates: cap on the sets tried per size and history (the default, 1,200, holds
+            every pair of a 49-item window; chosen on the development half: the same
+            validity for SASRec and 1.1 points less for BERT4Rec than 5,000, 1.5-2.2x faster).
         beyond_tree: when no set of the tree up to ``max_size`` explains the item, search on
             among the sets that take in items outside the tree, in causal order (tree nodes
             at their tree distance, then the others by their distance to the item in the
@@ -98,7 +100,7 @@ class CausalExplainer(Explainer):
         self,
         *,
         heads: Heads = "each",
-        max_candidates: int = 5000,
+        max_candidates: int = 1200,
         beyond_tree: bool = True,
         prefer: Prefer = "replacement",
         rank_all: bool = True,
