@@ -20,6 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+_DEFAULTS: dict[str, Any] = {"beyond_tree": True, "prefer": "replacement", "rank_all": True}
 #: name -> the settings that differ from the paper's method (``causal-paper``); ``causal`` is
 #: the defaults chosen from this study (beyond_tree, prefer="replacement", rank_all)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -32,7 +33,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "causal-beyond-tree": {"beyond_tree": True},
     "causal-min-change": {"prefer": "replacement"},
     "causal-rank-all": {"rank_all": True},
-    "causal": {"beyond_tree": True, "prefer": "replacement", "rank_all": True},
+    "causal": _DEFAULTS,
+    # the candidate cap, around the default's 1,200 (every pair of a 49-item window)
+    "causal-candidates5000": _DEFAULTS | {"max_candidates": 5000},
+    "causal-candidates300": _DEFAULTS | {"max_candidates": 300},
 }
 BASELINES = (
     "attention",
