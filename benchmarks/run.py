@@ -14,8 +14,8 @@ Tables printed:
     by stage and its share, forward passes per user, edited histories scored per second, peak
     RSS. ``--compare-plain N`` also runs the plain path (one matrix at a time, RecBole's own
     forward for scoring) on the first N users, side by side, and checks that both give the
-    same explanations and graphs. ``--against REV`` also times the code of git revision REV
-    (its own defaults) on the same users in a fresh process, and prints the speed-up.
+    same explanations and graphs. ``--against REV ...`` also times the code of each git
+    revision (its own defaults) on the same users in a fresh process, and prints the speed-ups.
 (b) ``latency``: one user explained at a time on a warm model, p50 and p95.
 (d) ``contention``: the causal explainer on the first 30 users, in a fresh process, on a quiet
     machine and beside one single-threaded busy loop, with OpenMP threads that sleep while
@@ -40,7 +40,7 @@ import sys
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -226,10 +226,10 @@ def time_revision(rev: str, model_path: str, n_users: int | None, threads: int) 
 
 
 def run_e2e(
-    models: list, n_users: int | None, compare: int, against: str | None = None, threads: int = 2
+    models: list, n_users: int | None, compare: int, against: Sequence[str] = (), threads: int = 2
 ) -> None:
-    """Table (a): every user explained, per model (and, with ``against``, the same users with
-    the code of that git revision, side by side)."""
+    """Table (a): every user explained, per model (and, per revision of ``against``, the same
+    users with that git revision's code, side by side)."""
     print(f"\n(a) causal explainer, all users in one call, one process (load {load_average()})")
     summary, versus = [], []
     for name, model in models:
@@ -277,8 +277,11 @@ def run_e2e(
             f"peak RSS {summary[-1][10]} MiB"
         )
         if against:
-            before = time_revision(against, str(model.path), n_users, threads)
-            versus.append([name, users, f"{wall:.1f}", f"{before:.1f}", f"{before / wall:.2f}x"])
+            row = [name, users, f"{wall:.1f}"]
+            for rev in against:
+                before = time_revision(rev, str(model.path), n_users, threads)
+                row += [f"{before:.1f}", f"{before / wall:.2f}x"]
+            versus.append(row)
         if compare:
             sub = histories[:compare]
             plain, ptimer, t_plain = explain_all(model, sub, batched=False)
@@ -317,8 +320,11 @@ def run_e2e(
         "run's forward passes divided by users."
     )
     if versus:
-        print(f"\nthis code vs revision {against} (its own defaults), same users, same run:")
-        print(table(["model", "users", "this code s", f"{against} s", "speed-up"], versus))
+        print("\nthis code vs other revisions (each with its own defaults), same users, same run:")
+        headers = ["model", "users", "this code s"]
+        for rev in against:
+            headers += [f"{rev} s", "speed-up"]
+        print(table(headers, versus))
 
 
 # ------------------------------------------------------------------------------- (b) latency
@@ -537,7 +543,11 @@ def main(argv: list[str] | None = None) -> int:
         "--compare-plain", type=int, default=0, metavar="N", help="also time the plain path on N"
     )
     parser.add_argument(
-        "--against", metavar="REV", help="(a) also time git revision REV's code, side by side"
+        "--against",
+        nargs="+",
+        default=[],
+        metavar="REV",
+        help="(a) also time these git revisions' code, side by side",
     )
     parser.add_argument("--latency-users", type=int, default=30)
     parser.add_argument("--contention-users", type=int, default=30)
