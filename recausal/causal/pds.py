@@ -42,8 +42,8 @@ Marks = Sequence[Sequence[int]]
 Adjacency = Mapping[int, Iterable[int]] | Sequence[Iterable[int]]
 """The neighbours of each node, indexed by node."""
 
-#: up to this many subsets of one summed distance are sorted at once (numpy); a larger group
-#: is walked best-first instead
+#: up to this many subsets of one summed distance are built and sorted at once (numpy); more
+#: are split by their most recent member
 _SORT_ALL_SETS = 200_000
 
 
@@ -286,12 +286,9 @@ class PDSTree:
     def _by_total(
         self, order: tuple[int, ...], size: int, skip: frozenset[int]
     ) -> Iterator[tuple[int, ...]]:
-        """Every subset not inside ``skip`` in key order, one summed distance at a time (the
-        totals from a lazy walk over how many members each distance gives)."""
+        """Every subset not inside ``skip`` in key order, one summed distance at a time."""
         groups = _groups(order, self.nodes)
-        dists = sorted(groups)
-        for parts in _compositions_by_total([len(groups[d]) for d in dists], dists, size):
-            total = sum(c * d for c, d in zip(parts[0], dists, strict=True))
+        for total in _totals([(d, len(groups[d])) for d in groups], size):
             yield from self._of_total(list(order), size, total, skip)
 
     def _of_total(
@@ -456,37 +453,15 @@ def reaches(bits: MarkBits, root: int, allowed: int, size: int) -> bool:
     return seen.bit_count() >= size
 
 
-def _compositions_by_total(
-    available: list[int], dists: list[int], size: int
-) -> Iterator[list[tuple[int, ...]]]:
-    """How ``size`` members can be drawn from groups of ``available`` (>= 1) nodes at increasing
-    distances ``dists``: tuples of counts (one per group, at most its size), in groups of
-    equal summed distance, the smallest first. Lazy: a best-first walk from the counts that
-    fill the closest groups, where each step moves one member to the next group (a larger
-    total), so only the totals asked for are reached."""
-    start, left = [], size
-    for n in available:
-        start.append(min(n, left))
-        left -= start[-1]
-    if left:
-        return
-    first = tuple(start)
-    heap = [(sum(c * d for c, d in zip(first, dists, strict=True)), first)]
-    seen = {first}
-    current, group = heap[0][0], []
-    while heap:
-        total, counts = heapq.heappop(heap)
-        if total != current:
-            yield group
-            current, group = total, []
-        group.append(counts)
-        for i in range(len(counts) - 1):
-            if counts[i] and counts[i + 1] < available[i + 1]:
-                step = (*counts[:i], counts[i] - 1, counts[i + 1] + 1, *counts[i + 2 :])
-                if step not in seen:
-                    seen.add(step)
-                    heapq.heappush(heap, (total + dists[i + 1] - dists[i], step))
-    yield group
+def _totals(groups: list[tuple[int, int]], size: int) -> list[int]:
+    """The summed distances a set of ``size`` members can have, drawing from groups of
+    ``(distance, number of nodes)``; ascending."""
+    reach: list[set[int]] = [{0}] + [set() for _ in range(size)]
+    for dist, n in groups:
+        for have in range(size - 1, -1, -1):  # from the top: each group is drawn from once
+            for c in range(1, min(n, size - have) + 1):
+                reach[have + c] |= {t + c * dist for t in reach[have]}
+    return sorted(reach[size])
 
 
 def _groups(nodes: Iterable[int], dist: Mapping[int, int]) -> dict[int, list[int]]:
