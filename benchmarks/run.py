@@ -204,13 +204,14 @@ histories = histories[:n] if n > 0 else histories
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 found = get_explainer("causal").explain_many(model, histories)
-print(time.perf_counter() - t0, sum(e.valid for e in found), len(found))
+print(time.perf_counter() - t0)
 """
 
 
 def time_revision(rev: str, model_path: str, n_users: int | None, threads: int) -> float:
     """Seconds the code of git revision ``rev`` takes for the causal explainer (its defaults)
-    over the same users, in a fresh process on the same machine."""
+    over the same users, in a fresh process on the same machine (with this process's
+    environment, so the same OpenMP wait policy)."""
     import subprocess
     import tempfile
 
