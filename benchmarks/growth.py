@@ -89,6 +89,7 @@ from ray_cluster import _same_rows
 from run import (
     OUT,
     STAGES,
+    SUMMARY_COLUMNS,
     StageTimer,
     explain_all,
     load_average,
@@ -447,23 +448,7 @@ def run_catalogue(args: argparse.Namespace) -> None:
             )
     print(
         table(
-            [
-                "model",
-                "items",
-                "users",
-                "mean hist",
-                "mean window",
-                "train s",
-                "total s",
-                "ms/user",
-                "passes/user (shared)",
-                "passes/user (own)",
-                "histories/user",
-                "edited hist./s",
-                "valid",
-                "mean size",
-                "peak RSS MiB",
-            ],
+            ["model", "items", "users", "mean hist", "mean window", "train s", *SUMMARY_COLUMNS],
             [
                 [
                     r["model"],

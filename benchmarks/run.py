@@ -59,6 +59,20 @@ STAGES = (
 )
 
 
+#: the columns of an all-users summary after what identifies the run (also growth.py's)
+SUMMARY_COLUMNS = (
+    "total s",
+    "ms/user",
+    "passes/user (shared)",
+    "passes/user (own)",
+    "histories/user",
+    "edited hist./s",
+    "valid",
+    "mean size",
+    "peak RSS MiB",
+)
+
+
 # ------------------------------------------------------------------------------- timing hooks
 
 
@@ -298,24 +312,7 @@ def run_e2e(
                 f"{same_results(fast, plain)}"
             )
     print()
-    print(
-        table(
-            [
-                "model",
-                "users",
-                "total s",
-                "ms/user",
-                "passes/user (shared)",
-                "passes/user (own)",
-                "histories/user",
-                "edited hist./s",
-                "valid",
-                "mean size",
-                "peak RSS MiB",
-            ],
-            summary,
-        )
-    )
+    print(table(["model", "users", *SUMMARY_COLUMNS], summary))
     print(
         "passes/user (shared): batched forward passes each user took part in; (own): the "
         "run's forward passes divided by users."

@@ -20,23 +20,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-_DEFAULTS: dict[str, Any] = {"beyond_tree": True, "prefer": "replacement", "rank_all": True}
-#: name -> the settings that differ from the paper's method (``causal-paper``); ``causal`` is
-#: the defaults chosen from this study (beyond_tree, prefer="replacement", rank_all)
-VARIANTS: dict[str, dict[str, Any]] = {
-    "causal-paper": {},
-    "causal-alpha0.05": {"alpha": 0.05},
-    "causal-alpha0.001": {"alpha": 0.001},
-    "causal-aggregate": {"heads": "aggregate"},
-    "causal-all-heads": {"heads": "all"},
-    "causal-pad": {"removal": "pad"},
-    "causal-beyond-tree": {"beyond_tree": True},
-    "causal-min-change": {"prefer": "replacement"},
-    "causal-rank-all": {"rank_all": True},
-    "causal": _DEFAULTS,
+#: name -> (the explainer it starts from, the settings changed): one choice at a time on the
+#: paper's method (``causal-paper``); ``causal`` is the defaults chosen from them
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "causal-paper": ("causal-paper", {}),
+    "causal-alpha0.05": ("causal-paper", {"alpha": 0.05}),
+    "causal-alpha0.001": ("causal-paper", {"alpha": 0.001}),
+    "causal-aggregate": ("causal-paper", {"heads": "aggregate"}),
+    "causal-all-heads": ("causal-paper", {"heads": "all"}),
+    "causal-pad": ("causal-paper", {"removal": "pad"}),
+    "causal-beyond-tree": ("causal-paper", {"beyond_tree": True}),
+    "causal-min-change": ("causal-paper", {"prefer": "replacement"}),
+    "causal-rank-all": ("causal-paper", {"rank_all": True}),
+    "causal": ("causal", {}),
     # the candidate cap, around the default's 1,200 (every pair of a 49-item window)
-    "causal-candidates5000": _DEFAULTS | {"max_candidates": 5000},
-    "causal-candidates300": _DEFAULTS | {"max_candidates": 300},
+    "causal-candidates5000": ("causal", {"max_candidates": 5000}),
+    "causal-candidates300": ("causal", {"max_candidates": 300}),
 }
 BASELINES = (
     "attention",
@@ -66,16 +65,17 @@ def register_variants() -> list[str]:
     Returns:
         The variants' names.
     """
-    from recausal.explain import EXPLAINERS, PaperCausalExplainer
+    from recausal.explain import EXPLAINERS
 
-    for name, settings in VARIANTS.items():
+    for name, (start, settings) in VARIANTS.items():
         if name in EXPLAINERS:  # causal-paper and causal: registered already
             continue
+        base = EXPLAINERS[start]
 
-        def init(self: Any, _settings: dict[str, Any] = settings, **params: Any) -> None:
-            PaperCausalExplainer.__init__(self, **{**params, **_settings})
+        def init(self: Any, _base=base, _settings=settings, **params: Any) -> None:
+            _base.__init__(self, **{**params, **_settings})
 
-        EXPLAINERS[name] = type(name, (PaperCausalExplainer,), {"name": name, "__init__": init})
+        EXPLAINERS[name] = type(name, (base,), {"name": name, "__init__": init})
     return list(VARIANTS)
 
 
@@ -101,9 +101,7 @@ def main() -> None:
     from recausal.evaluate import evaluate, summarize
 
     register_variants()
-    names = [n for n in args.variants.split(",") if n] + [
-        n for n in args.baselines.split(",") if n
-    ]
+    names = [n for n in args.variants.split(",") if n] + [n for n in args.baselines.split(",") if n]
     users: Any = int(args.users) if args.users.isdigit() else args.users
     rows = evaluate(args.model, names, users, out=args.out, progress=True)
     text = study_markdown(summarize(rows), f"Study on {args.model}, users {args.users}")
